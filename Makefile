@@ -1,0 +1,42 @@
+# The two commands a new user types: `make demo` and `make test`. Each installs what it needs by itself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test soak bench dev lock clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+## Run the main job end to end on the embedded default (DuckDB + built-in Graph API simulator).
+demo: $(STAMP)
+	$(BIN)/leads-pipeline demo
+
+## Run the whole test suite (soaks excluded).
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not soak" $(PYTEST_ARGS)
+
+## Long soaks and fault mixes; prints their figures.
+soak: $(STAMP)
+	$(BIN)/python -m pytest -m soak -s $(PYTEST_ARGS)
+
+## Benchmarks: prints a JSON report (see docs/performance.md).
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+## The Dagster UI on http://127.0.0.1:3000 over the demo's warehouse.
+dev: $(STAMP)
+	$(BIN)/leads-pipeline dev
+
+## Re-resolve and re-pin every transitive dependency into constraints.txt.
+lock:
+	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv && .lockvenv/bin/pip install --quiet -e '.[dev]'
+	(echo '# Exact versions known to work together (pip install -c constraints.txt). Regenerate with `make lock`.'; \
+	 .lockvenv/bin/pip freeze --exclude-editable) > constraints.txt && rm -rf .lockvenv
+
+clean:
+	rm -rf $(VENV) data/*.duckdb data/dagster_home

@@ -1,0 +1,52 @@
+"""Settings from ``LEADS_*`` environment variables (or a ``.env`` file in the working directory).
+
+One place reads the environment, so every part of the project (CLI, Dagster resources, HTTP service) agrees on
+the same values. Secrets are ``SecretStr`` so that printing or logging the settings never shows them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("data")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEADS_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(DEFAULT_DATA_DIR, description="Runtime data: the DuckDB file, Dagster's local instance.")
+    warehouse_url: str = Field(
+        "",
+        description="duckdb:///path/to/file.duckdb (default: data/leads.duckdb) or postgresql://user@host:port/db.",
+    )
+    graph_base_url: str = Field("https://graph.facebook.com", description="Meta Graph API root (or the simulator's).")
+    graph_api_version: str = Field("v25.0", description="Graph API version used in every path.")
+    graph_page_limit: int = Field(100, description="`limit` per /{form-id}/leads page.")
+    graph_timeout_seconds: float = Field(30.0, description="Per-request timeout.")
+    graph_max_retries: int = Field(6, description="Retries of transient errors per request.")
+    graph_max_throttle_wait_seconds: float = Field(
+        300.0, description="Longest wait for a throttling window before the distributor's sync fails."
+    )
+    sync_lookback_seconds: int = Field(
+        600, description="Overlap re-read below the cursor, so late-visible leads are not missed (deduped by id)."
+    )
+    app_secret: SecretStr | None = Field(None, description="Meta app secret: appsecret_proof and webhook signatures.")
+    secret_key: SecretStr | None = Field(None, description="Fernet key(s), comma-separated, for tokens at rest.")
+    webhook_verify_token: SecretStr | None = Field(None, description="Token Meta echoes in the webhook handshake.")
+
+    @property
+    def resolved_warehouse_url(self) -> str:
+        """The warehouse URL, defaulting to a DuckDB file under ``data_dir``."""
+        if self.warehouse_url:
+            return self.warehouse_url
+        return f"duckdb:///{(self.data_dir / 'leads.duckdb').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests call ``get_settings.cache_clear()`` after changing the env)."""
+    return Settings()
