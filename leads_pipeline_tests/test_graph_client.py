@@ -1,0 +1,173 @@
+"""GraphClient endpoints and credentials on the wire: token only in the header, appsecret_proof, page listing,
+forms, debug_token, webhook subscription."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import pytest
+
+from leads_pipeline.lib.graph import ACCOUNT_FIELDS, FORM_FIELDS, LEAD_FIELDS, GraphClient, GraphError
+from leads_pipeline_tests.graph_fixtures import (  # noqa: F401
+    APP_SECRET,
+    TOKEN,
+    FakeGraph,
+    graph,
+    make_client,
+    ok,
+    sample,
+    sleeps,
+    with_next,
+)
+
+PAGE_TOKEN = "EAAGpageTOKENforPAGE1abcdefghijklmnopqrstuvwxyz0123456789"
+EXPECTED_PROOF = hmac.new(APP_SECRET.encode(), TOKEN.encode(), hashlib.sha256).hexdigest()
+
+
+def _script_accounts(graph):
+    first = {"data": [{"id": "111", "name": "Page One", "access_token": PAGE_TOKEN, "tasks": ["ADVERTISE"]}],
+             "paging": {"cursors": {"before": "b1", "after": "a1"},
+                        "next": graph.link("/v25.0/me/accounts", access_token=TOKEN, fields="id,name", after="a1")}}
+    last = {"data": [{"id": "222", "name": "Page Two", "access_token": "EAAGother", "tasks": ["MANAGE"]}],
+            "paging": {"cursors": {"before": "b2", "after": "a2"}}}
+    graph.script("GET", "/v25.0/me/accounts", ok(first), ok(last))
+
+
+def test_token_travels_only_in_the_authorization_header_and_proof_is_hmac(graph, make_client):
+    _script_accounts(graph)
+    forms = with_next(sample("leadgen_forms_page__constructed"), None)
+    graph.script("GET", "/v25.0/111/leadgen_forms", ok(forms))
+    graph.script("GET", "/v25.0/900000000000001", ok(sample("lead_single__meta_retrieving_doc")))
+    graph.script("GET", "/v25.0/333333333333331/leads", ok(with_next(sample("leads_page_full__constructed"), None)))
+    graph.script("POST", "/v25.0/111/subscribed_apps", ok({"success": True}))
+    graph.script("POST", "/v25.0/", ok([{"code": 200, "body": '{"id": "900000000000001"}'}]))
+
+    client = make_client(app_secret=APP_SECRET)
+    client.me_accounts()
+    client.leadgen_forms("111")
+    client.get_lead("900000000000001")
+    list(client.iter_lead_pages("333333333333331", since=1780000000))
+    client.subscribe_page("111")
+    client.get_leads_batch(["900000000000001"])
+
+    assert graph.count == 7
+    for rec in graph.requests:
+        assert TOKEN not in rec.raw_target and TOKEN not in rec.body.decode()
+        assert "access_token" not in rec.query and "access_token" not in rec.form
+        assert rec.headers["authorization"] == f"Bearer {TOKEN}"
+        assert rec.query["appsecret_proof"] == [EXPECTED_PROOF]
+    assert client.request_count == 7
+
+
+def test_without_app_secret_no_proof_is_sent(graph, make_client):
+    graph.script("GET", "/v25.0/900000000000001", ok(sample("lead_single__meta_retrieving_doc")))
+    make_client().get_lead("900000000000001")
+    assert "appsecret_proof" not in graph.requests[0].query
+
+
+def test_repr_shows_no_secrets():
+    client = GraphClient(TOKEN, app_secret=APP_SECRET)
+    text = repr(client)
+    assert TOKEN not in text and APP_SECRET not in text and EXPECTED_PROOF not in text
+    assert "graph.facebook.com" in text
+
+
+def test_me_accounts_follows_next_and_returns_every_page(graph, make_client):
+    _script_accounts(graph)
+    pages = make_client().me_accounts()
+    assert [p["id"] for p in pages] == ["111", "222"]
+    assert pages[0]["access_token"] == PAGE_TOKEN and pages[0]["tasks"] == ["ADVERTISE"]
+    first, second = graph.requests
+    assert first.q("fields") == ",".join(ACCOUNT_FIELDS) and first.q("limit") == "100"
+    assert second.q("after") == "a1" and "access_token" not in second.query
+
+
+def test_with_token_uses_the_page_token_and_counts_its_own_requests(graph, make_client):
+    _script_accounts(graph)
+    graph.script("GET", "/v25.0/111/leadgen_forms", ok(with_next(sample("leadgen_forms_page__constructed"), None)))
+    user = make_client(app_secret=APP_SECRET)
+    page = user.with_token(user.me_accounts()[0]["access_token"])
+    forms = page.leadgen_forms("111")
+    assert [f["id"] for f in forms] == ["333333333333331", "333333333333332"]
+    rec = graph.requests[-1]
+    assert rec.headers["authorization"] == f"Bearer {PAGE_TOKEN}"
+    assert rec.q("appsecret_proof") == hmac.new(APP_SECRET.encode(), PAGE_TOKEN.encode(), hashlib.sha256).hexdigest()
+    assert rec.q("fields") == ",".join(FORM_FIELDS)
+    assert user.request_count == 2 and page.request_count == 1  # per client, so a sync can add them up
+    assert PAGE_TOKEN not in repr(page)
+
+
+def test_debug_token_sends_own_token_as_input_and_returns_data(graph, make_client):
+    graph.script("GET", "/v25.0/debug_token", ok(sample("debug_token__constructed")))
+    data = make_client().debug_token()
+    assert data["is_valid"] is True and "leads_retrieval" in data["scopes"]
+    rec = graph.requests[0]
+    assert rec.q("input_token") == TOKEN
+    assert rec.headers["authorization"] == f"Bearer {TOKEN}"
+
+
+@pytest.mark.parametrize(("answer", "expected"),
+                         [({"success": True}, True), ({"success": "true"}, True), (True, True),
+                          ({"success": False}, False)])
+def test_subscribe_page_posts_leadgen_and_reads_success(graph, make_client, answer, expected):
+    graph.script("POST", "/v25.0/111/subscribed_apps", ok(answer))
+    assert make_client().subscribe_page("111") is expected
+    rec = graph.requests[0]
+    assert rec.method == "POST" and rec.form["subscribed_fields"] == ["leadgen"]
+
+
+def test_subscribed_apps_lists_apps(graph, make_client):
+    graph.script("GET", "/v25.0/111/subscribed_apps",
+                 ok(sample("subscriptions__constructed")["GET /{page-id}/subscribed_apps"]))
+    apps = make_client().subscribed_apps("111")
+    assert apps[0]["subscribed_fields"] == ["leadgen"]
+
+
+def test_get_lead_sends_explicit_fields(graph, make_client):
+    graph.script("GET", "/v25.0/900000000000001", ok(sample("lead_single__meta_retrieving_doc")))
+    lead = make_client().get_lead("900000000000001")
+    assert lead["field_data"][1] == {"name": "full_name", "values": ["Joe Example"]}
+    assert graph.requests[0].q("fields") == ",".join(LEAD_FIELDS)
+
+
+def test_get_encodes_list_params_as_compact_sorted_json(graph, make_client):
+    graph.script("GET", "/v25.0/111/leads", ok({"data": []}))
+    make_client().get("111/leads", {"fields": ["id", "created_time"], "filtering": [{"value": 5, "field": "x"}],
+                                    "summary": True})
+    rec = graph.requests[0]
+    assert rec.q("fields") == "id,created_time"
+    assert rec.q("filtering") == '[{"field":"x","value":5}]'
+    assert rec.q("summary") == "true"
+
+
+def test_get_refuses_query_strings_and_credentials_in_params(make_client):
+    client = make_client()
+    with pytest.raises(ValueError):
+        client.get("111/leads?access_token=x")
+    with pytest.raises(ValueError):
+        client.get("111/leads", {"access_token": TOKEN})
+
+
+def test_next_link_to_another_host_is_refused_and_gets_no_token(graph, make_client):
+    evil = FakeGraph().start()
+    try:
+        page = with_next(sample("leadgen_forms_page__constructed"), evil.link("/v25.0/111/leadgen_forms", after="x"))
+        graph.script("GET", "/v25.0/111/leadgen_forms", ok(page))
+        with pytest.raises(GraphError) as info:
+            make_client().leadgen_forms("111")
+        assert "refusing to send the token" in str(info.value)
+        assert evil.count == 0
+        # the same host on another port is another origin too
+        assert "?" not in str(info.value)
+    finally:
+        evil.stop()
+
+
+def test_version_and_base_url_are_validated():
+    with pytest.raises(ValueError):
+        GraphClient(TOKEN, api_version="25")
+    with pytest.raises(ValueError):
+        GraphClient(TOKEN, base_url="ftp://graph.facebook.com")
+    with pytest.raises(ValueError):
+        GraphClient("")
