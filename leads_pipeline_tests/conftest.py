@@ -12,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from leads_pipeline.lib.warehouse import Warehouse
+# Nothing leaves this machine during tests: no Dagster telemetry upload, no Great Expectations analytics.
+os.environ["DAGSTER_DISABLE_TELEMETRY"] = "1"
+os.environ["GX_ANALYTICS_ENABLED"] = "False"
+
+from leads_pipeline.lib.warehouse import Warehouse  # noqa: E402
 
 pytest_plugins = [p for p in ("leads_pipeline_tests.conftest_simulator",) if
                   (Path(__file__).parent / (p.rsplit(".", 1)[1] + ".py")).exists()]

@@ -72,3 +72,11 @@ def test_duckdb_writers_in_several_processes_take_turns(duckdb_url):
     assert [p.exitcode for p in procs] == [0, 0, 0]
     with Warehouse(duckdb_url).transaction() as conn:
         assert conn.scalar("SELECT count(*) FROM distributors") == 60
+
+
+def test_percent_and_question_marks_in_literals(warehouse):
+    """A literal % works with and without parameters on both backends (LIKE patterns are common)."""
+    with warehouse.transaction() as conn:
+        conn.execute("INSERT INTO distributors (key, name) VALUES ('p', '100% sure')")
+        assert conn.scalar("SELECT count(*) FROM distributors WHERE name LIKE '%sure'") == 1
+        assert conn.scalar("SELECT count(*) FROM distributors WHERE name LIKE '%sure' AND key = ?", ["p"]) == 1

@@ -57,8 +57,10 @@ def _json_as_text(data: bytes | str) -> str:
     return data.decode() if isinstance(data, (bytes, bytearray, memoryview)) else data
 
 
-def _to_pg(sql: str) -> str:
-    """``?`` placeholders to psycopg's ``%s`` (a literal ``%`` must be doubled for psycopg)."""
+def _to_pg(sql: str, params: Sequence[Any] | None) -> str:
+    """``?`` placeholders to psycopg's ``%s``; with parameters a literal ``%`` must be doubled, without it must not."""
+    if not params:
+        return sql
     return sql.replace("%", "%%").replace("?", "%s")
 
 
@@ -83,7 +85,7 @@ class Conn:
                 row = None
             return int(row[0]) if row else -1
         with self.raw.cursor() as cur:
-            cur.execute(_to_pg(sql), params or None)
+            cur.execute(_to_pg(sql, params), params or None)
             return cur.rowcount
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
@@ -92,7 +94,7 @@ class Conn:
             cols = [d[0] for d in cur.description]
             return [dict(zip(cols, row)) for row in cur.fetchall()]
         with self.raw.cursor() as cur:
-            cur.execute(_to_pg(sql), params or None)
+            cur.execute(_to_pg(sql, params), params or None)
             if cur.description is None:
                 return []
             cols = [d.name for d in cur.description]
