@@ -1,0 +1,78 @@
+"""``leads-pipeline simulator serve``: run the Meta Graph API simulator (the sandbox) on this machine."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import click
+
+from leads_pipeline.lib.simulator import Scenario, SimulatorServer
+
+
+@click.group("simulator")
+def simulator() -> None:
+    """The Meta Graph API (Lead Ads) simulator: a local, deterministic sandbox with fake pages, forms and leads."""
+
+
+@simulator.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8765, show_default=True, type=int, help="Port (0 = any free port).")
+@click.option("--seed", type=int, help="Same seed → same world (default: the scenario file's, else 1).")
+@click.option("--scenario", "scenario_file", type=click.Path(exists=True, dir_okay=False),
+              help="A JSON scenario file (see leads_pipeline.lib.simulator.Scenario); the options below override it.")
+@click.option("--pages", type=int, help="Number of Facebook pages.")
+@click.option("--forms-per-page", type=int, help="Lead forms per page.")
+@click.option("--leads-per-form", type=int, help="Leads that exist in each form at start.")
+@click.option("--arrival-rate", type=float,
+              help="New leads per minute; with it the clock follows wall time and leads keep arriving.")
+@click.option("--webhook-url", help="POST signed leadgen webhooks there as leads arrive.")
+def serve(host: str, port: int, seed: int | None, scenario_file: str | None, pages: int | None,
+          forms_per_page: int | None, leads_per_form: int | None, arrival_rate: float | None,
+          webhook_url: str | None) -> None:
+    """Serve the simulator until interrupted (Ctrl-C)."""
+    scenario = Scenario.from_json(scenario_file) if scenario_file else Scenario()
+    changes: dict = {} if seed is None else {"seed": seed}
+    if pages is not None:
+        changes["pages"] = pages
+    if forms_per_page is not None:
+        changes["forms_per_page"] = forms_per_page
+    if leads_per_form is not None:
+        changes["leads_per_form"] = leads_per_form
+    if arrival_rate is not None:
+        changes["arrival_rate"] = arrival_rate
+        changes["extra_leads"] = None  # endless: leads keep arriving in real time
+    try:
+        scenario = scenario.replace(**changes)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    server = SimulatorServer(scenario, host=host, port=port, realtime=arrival_rate is not None,
+                             webhook_url=webhook_url)
+    try:
+        server.start()
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    world = server.simulator.world
+    visible = sum(world.visible_hi(f.sks) for f in world.forms)
+    click.echo(f"Meta Graph API simulator listening on {server.base_url} "
+               f"(seed {scenario.seed}: {scenario.pages} pages, {len(world.forms)} forms, {visible} leads)")
+    click.echo(f"  Graph API base URL: {server.base_url}  (e.g. {server.base_url}/{scenario.api_version}/me/accounts)")
+    click.echo(f"  Credentials and ground truth: curl -s {server.base_url}/__simulator/manifest")
+    if arrival_rate is not None:
+        click.echo(f"  New leads arrive in real time, about {arrival_rate:g} per minute.")
+    else:
+        click.echo(f"  More leads: curl -s -X POST -d '{{\"leads\": 10}}' {server.base_url}/__simulator/advance")
+    if webhook_url:
+        click.echo(f"  Webhooks: POSTed to {webhook_url}, signed with the app secret from the manifest.")
+    click.echo("Press Ctrl-C to stop.")
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server.stop()
+        click.echo("Simulator stopped.")
