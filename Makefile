@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test soak bench dev lock clean
+.PHONY: demo test browser soak bench dev lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,9 +16,17 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/leads-pipeline demo
 
-## Run the whole test suite (soaks excluded).
-test: $(STAMP)
+## Run the whole test suite (soaks excluded). Installs Debian's chromium for the console test when it can (root).
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -m "not soak" $(PYTEST_ARGS)
+
+## Headless Chromium + ChromeDriver for the console test (skipped where neither exists nor can be installed).
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null; \
+	  else echo "chromium/chromedriver missing and not root: the browser test will skip"; fi; \
+	fi
 
 ## Long soaks and fault mixes; prints their figures.
 soak: $(STAMP)
