@@ -9,6 +9,11 @@ DuckDB allows one process to hold the file open read-write, and then no other pr
 DuckDB connection is opened per transaction and closed right after, and every opening is serialised across processes
 by a file lock beside the database (``<file>.lock``) and within the process by a lock, so that Dagster runs, the
 CLI, the HTTP service and notebooks take turns instead of failing with "Could not set lock on file".
+
+Opening the file costs (a connection, the primary-key indexes loaded cold, a checkpoint on close), so a burst of
+transactions — a sync's landing and processing, a bulk import, the webhook inbox writer under load — runs inside
+:meth:`Warehouse.session`: one connection for the whole burst, each transaction still committed on its own, and the
+locks held for that burst only. PostgreSQL sessions likewise reuse one connection.
 """
 
 from __future__ import annotations
@@ -108,19 +113,33 @@ class Conn:
         row = self.query_one(sql, params)
         return next(iter(row.values())) if row else None
 
-    def stage(self, name: str, columns: Mapping[str, str], rows: Sequence[Sequence[Any]]) -> None:
-        """Make ``rows`` queryable as a temporary table ``name`` for one set-based statement.
+    def query_columns(self, sql: str, params: Sequence[Any] | None = None) -> dict[str, list[Any]]:
+        """The result as ``{column: [values…]}`` — for large results, without a dict per row (DuckDB via Arrow)."""
+        if self.backend == "duckdb":
+            table = self.raw.execute(sql, params or []).fetch_arrow_table()
+            return {name: table.column(i).to_pylist() for i, name in enumerate(table.column_names)}
+        with self.raw.cursor() as cur:
+            cur.execute(_to_pg(sql, params), params or None)
+            if cur.description is None:
+                return {}
+            names = [d.name for d in cur.description]
+            rows = cur.fetchall()
+        cols = list(zip(*rows)) if rows else [()] * len(names)
+        return {name: list(col) for name, col in zip(names, cols)}
 
-        ``columns`` maps column name → SQL type (``TEXT``, ``BIGINT``, ``BOOLEAN``, ``TIMESTAMPTZ``, ``JSON``). JSON
-        values are passed as strings. DuckDB stages through Arrow (no per-row inserts); PostgreSQL through ``COPY``.
+    def stage(self, name: str, columns: Mapping[str, str], rows: Sequence[Sequence[Any]] | None = None, *,
+              data: Any = None) -> None:
+        """Make a batch queryable as a temporary table ``name`` for set-based statements.
+
+        ``columns`` maps column name → SQL type (``TEXT``, ``BIGINT``, ``BOOLEAN``, ``TIMESTAMPTZ``, ``JSON``). The
+        batch is either ``rows`` (sequences in ``columns`` order) or ``data``: a ``pyarrow.Table`` or a mapping of
+        column name → list of values (column-major, no transposition). JSON values are passed as strings (or UTF-8
+        ``bytes`` in column data). DuckDB stages through Arrow (no per-row inserts); PostgreSQL through ``COPY``.
         The table replaces any earlier one of the same name in this transaction.
         """
         names = list(columns)
         if self.backend == "duckdb":
-            import pyarrow as pa
-
-            arrays = [pa.array([r[i] for r in rows], type=_arrow_type(columns[c])) for i, c in enumerate(names)]
-            table = pa.Table.from_arrays(arrays, names=names)
+            table = _arrow_table(columns, rows, data)
             view = f"__stage_{name}"
             self.raw.register(view, table)
             casts = ", ".join(f'CAST("{c}" AS {_duck_type(columns[c])}) AS "{c}"' for c in names)
@@ -132,8 +151,36 @@ class Conn:
             cur.execute(f"DROP TABLE IF EXISTS {name}")
             cur.execute(f"CREATE TEMP TABLE {name} ({cols_sql}) ON COMMIT DROP")
             with cur.copy(f"COPY {name} ({', '.join(chr(34) + c + chr(34) for c in names)}) FROM STDIN") as copy:
-                for row in rows:
+                for row in _pg_rows(names, rows, data):
                     copy.write_row(row)
+
+
+def _pg_rows(names: list[str], rows: Sequence[Sequence[Any]] | None, data: Any) -> Iterator[Sequence[Any]]:
+    if data is None:
+        yield from rows or ()
+        return
+    if hasattr(data, "column_names"):  # a pyarrow.Table
+        cols = [data.column(c).to_pylist() for c in names]
+    else:
+        cols = [data[c] for c in names]
+    for row in zip(*cols):
+        yield [v.decode() if type(v) is bytes else v for v in row]
+
+
+def _arrow_table(columns: Mapping[str, str], rows: Sequence[Sequence[Any]] | None, data: Any):
+    import pyarrow as pa
+
+    names = list(columns)
+    if data is not None and hasattr(data, "column_names"):
+        return data.select(names)
+    if data is not None:
+        cols = [data[c] for c in names]
+    elif rows:
+        cols = list(zip(*rows))  # one C-level transposition instead of a list comprehension per column
+    else:
+        cols = [()] * len(names)
+    arrays = [pa.array(col, type=_arrow_type(columns[c])) for col, c in zip(cols, names)]
+    return pa.Table.from_arrays(arrays, names=names)
 
 
 def _duck_type(t: str) -> str:
@@ -191,40 +238,90 @@ class Warehouse:
         return f"Warehouse({safe!r})"
 
     @contextmanager
+    def session(self) -> Iterator[Warehouse]:
+        """One connection for a burst of transactions in this thread: every :meth:`transaction` inside the block
+        reuses it (each still commits or rolls back on its own). DuckDB: the file is opened once and the
+        cross-process lock is held for the whole block — keep bursts short, other processes wait meanwhile.
+        PostgreSQL: one server connection instead of one per transaction. Sessions nest (the outermost one owns
+        the connection); other threads are unaffected (they open their own, and on DuckDB wait for the lock).
+        """
+        local = self._local()
+        if getattr(local, "session", None) is not None:
+            local.depth += 1
+            try:
+                yield self
+            finally:
+                local.depth -= 1
+            return
+        if self.backend == "duckdb":
+            with self._duckdb_connection() as raw:
+                local.session, local.depth = raw, 1
+                try:
+                    yield self
+                finally:
+                    local.session = None
+            return
+        raw = self._pg_connect()
+        local.session, local.depth = raw, 1
+        try:
+            yield self
+        finally:
+            local.session = None
+            raw.close()
+
+    def _local(self) -> threading.local:
+        local = self.__dict__.get("_thread_local")
+        if local is None:
+            local = self.__dict__.setdefault("_thread_local", threading.local())
+        return local
+
+    @property
+    def in_session(self) -> bool:
+        """Whether this thread is inside :meth:`session`."""
+        return getattr(self._local(), "session", None) is not None
+
+    @contextmanager
     def transaction(self, read_only: bool = False) -> Iterator[Conn]:
         """A connection in one transaction: committed when the block ends, rolled back if it raises."""
+        shared = getattr(self._local(), "session", None)
         if self.backend == "duckdb":
+            if shared is not None:
+                yield from _duckdb_transaction(shared, self.dialect)
+                return
             with self._duckdb_connection(read_only=read_only) as raw:
-                raw.execute("BEGIN TRANSACTION")
-                try:
-                    yield Conn(raw, self.dialect)
-                except BaseException:
-                    raw.execute("ROLLBACK")
-                    raise
-                raw.execute("COMMIT")
+                yield from _duckdb_transaction(raw, self.dialect)
             return
+        if shared is not None:
+            yield from _pg_transaction(shared, self.dialect, read_only)
+            return
+        with self._pg_connect() as raw:
+            yield from _pg_transaction(raw, self.dialect, read_only)
+
+    def _pg_connect(self):
         import psycopg
         from psycopg.types.json import set_json_loads
         from psycopg.types.string import StrDumperUnknown
 
-        with psycopg.connect(self._pg_dsn, autocommit=False) as raw:
-            raw.adapters.register_dumper(str, StrDumperUnknown)  # lets a str fill JSONB/TIMESTAMPTZ columns
-            set_json_loads(_json_as_text, raw)  # JSON columns come back as text, as from DuckDB
-            with raw.cursor() as cur:
-                cur.execute("SET TIME ZONE 'UTC'")
-                if read_only:
-                    cur.execute("SET TRANSACTION READ ONLY")
-            try:
-                yield Conn(raw, self.dialect)
-            except BaseException:
-                raw.rollback()
-                raise
-            raw.commit()
+        raw = psycopg.connect(self._pg_dsn, autocommit=False)
+        raw.adapters.register_dumper(str, StrDumperUnknown)  # lets a str fill JSONB/TIMESTAMPTZ columns
+        set_json_loads(_json_as_text, raw)  # JSON columns come back as text, as from DuckDB
+        with raw.cursor() as cur:
+            cur.execute("SET TIME ZONE 'UTC'")
+        raw.commit()
+        return raw
 
     @contextmanager
     def _duckdb_connection(self, read_only: bool = False):
+        """The file opened under the warehouse's locks (the process lock, then the cross-process file lock).
+
+        Inside :meth:`session` (same thread) the session's connection is handed out instead.
+        """
         import duckdb
 
+        shared = getattr(self._local(), "session", None)
+        if shared is not None:
+            yield shared
+            return
         assert self.path is not None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         key = str(self.path.resolve())
@@ -254,6 +351,28 @@ class Warehouse:
         from .migrations import apply_migrations
 
         return apply_migrations(self)
+
+
+def _duckdb_transaction(raw: Any, dialect: Dialect) -> Iterator[Conn]:
+    raw.execute("BEGIN TRANSACTION")
+    try:
+        yield Conn(raw, dialect)
+    except BaseException:
+        raw.execute("ROLLBACK")
+        raise
+    raw.execute("COMMIT")
+
+
+def _pg_transaction(raw: Any, dialect: Dialect, read_only: bool) -> Iterator[Conn]:
+    if read_only:
+        with raw.cursor() as cur:
+            cur.execute("SET TRANSACTION READ ONLY")
+    try:
+        yield Conn(raw, dialect)
+    except BaseException:
+        raw.rollback()
+        raise
+    raw.commit()
 
 
 def _connect_duckdb_with_retry(duckdb, path: str, read_only: bool):

@@ -348,9 +348,33 @@ def _v2_marts(d: Dialect) -> list[str]:
     return stmts
 
 
+def _v3_web_auth(d: Dialect) -> list[str]:
+    """The HTTP service's credentials: API keys (only their SHA-256 is stored) and console passwords.
+
+    Browser sessions are signed cookies (no table): a session names the user and a fingerprint of their password
+    hash, so changing the password (or deactivating the user) ends every session at once.
+    """
+    return [
+        # scrypt$N$r$p$<salt b64>$<hash b64>; NULL = the user cannot log in to the console (API keys still work).
+        "ALTER TABLE users ADD COLUMN IF NOT EXISTS password_hash TEXT",
+        """CREATE TABLE IF NOT EXISTS api_keys (
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            prefix TEXT NOT NULL,
+            key_hash TEXT NOT NULL UNIQUE,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP,
+            last_used_at TIMESTAMPTZ,
+            revoked_at TIMESTAMPTZ
+        )""",
+        "CREATE INDEX IF NOT EXISTS api_keys_user ON api_keys (user_id)",
+    ]
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Dialect], list[str]]]] = [
     (1, "core tables", _v1_core),
     (2, "analytics marts, CRM contacts, notification outbox", _v2_marts),
+    (3, "web auth", _v3_web_auth),
 ]
 
 
