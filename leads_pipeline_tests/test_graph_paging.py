@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from leads_pipeline.lib.graph.client import MAX_SAME_NEXT
 from leads_pipeline.lib.graph import LEAD_FIELDS, GraphError, TokenInvalidError
 from leads_pipeline_tests.graph_fixtures import (  # noqa: F401
     TOKEN,
@@ -131,7 +132,13 @@ def test_failure_mid_pagination_propagates_after_delivering_complete_pages(graph
 
 def test_a_next_link_repeating_itself_is_not_followed_forever(graph, make_client):
     loop = graph.link(LEADS, after="same")
-    graph.script("GET", LEADS, *[ok(_page([], loop)) for _ in range(5)])
+    graph.script("GET", LEADS, *[ok(_page([], loop)) for _ in range(8)])
     with pytest.raises(GraphError, match="same paging.next"):
         list(make_client().iter_lead_pages(FORM))
-    assert graph.count == 2
+    assert graph.count == MAX_SAME_NEXT + 1
+
+
+def test_an_empty_page_pointing_back_to_itself_is_retried_and_then_served(graph, make_client):
+    again = graph.link(LEADS, after="here")
+    graph.script("GET", LEADS, ok(_page(["1"], again)), ok(_page([], again)), ok(_page(["2"], None)))
+    assert [lead["id"] for page in make_client().iter_lead_pages(FORM) for lead in page.leads] == ["1", "2"]

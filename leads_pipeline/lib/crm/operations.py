@@ -161,7 +161,7 @@ def _scrub(reason: str, lead: Mapping[str, Any]) -> str:
     """The reason with the lead's own email, phone and name masked, should someone type them into it."""
     for col in ("email", "phone"):
         v = (lead.get(col) or "").strip()
-        for variant in {v, v.lstrip("+")}:
+        for variant in sorted({v, v.lstrip("+")}, key=len, reverse=True):  # longest first: "+90…" before "90…"
             if len(variant) >= 5:
                 reason = re.sub(re.escape(variant), "[redacted]", reason, flags=re.IGNORECASE)
     for col in ("full_name", "first_name", "last_name"):

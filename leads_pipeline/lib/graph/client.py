@@ -126,6 +126,10 @@ class _Counters:
             return self._stats
 
 
+#: How many times in a row the same ``paging.next`` may come back before paging is treated as a loop.
+MAX_SAME_NEXT = 3
+
+
 class GraphClient:
     """A Graph API client for one access token (see the module docstring for the retry and paging rules)."""
 
@@ -355,6 +359,7 @@ class GraphClient:
         url = self._url(path)
         query: Sequence[tuple[str, str]] = params
         previous_next: str | None = None
+        repeats = 0
         while True:
             body = self._send("GET", url, params=query)
             if not isinstance(body, dict):
@@ -367,9 +372,14 @@ class GraphClient:
             if not isinstance(next_url, str):
                 raise GraphError("paging.next is not a URL", path=url_path(url))
             url, query = self._split_next(next_url)
-            if next_url == previous_next:
-                raise GraphError("Meta returned the same paging.next link twice; stopping to avoid an endless loop",
-                                 path=url_path(url))
+            # An empty page may point back where it started (the next attempt can serve the data); the same link
+            # over and over is a loop.
+            repeats = repeats + 1 if next_url == previous_next else 0
+            if repeats >= MAX_SAME_NEXT:
+                raise GraphError(
+                    f"Meta returned the same paging.next link {MAX_SAME_NEXT + 1} times; stopping to avoid an endless loop",
+                    path=url_path(url),
+                )
             previous_next = next_url
 
     def _split_next(self, next_url: str) -> tuple[str, list[tuple[str, str]]]:

@@ -1,0 +1,219 @@
+"""``leads-pipeline demo`` and ``leads-pipeline dev``: the sandbox on the embedded default (DuckDB + simulator).
+
+``demo`` runs the whole pipeline once through Dagster, on the same local instance that ``dev`` opens in the UI,
+so the runs, lineage, metadata and checks it produced are there to look at afterwards. Both use one sandbox
+scenario (fixed seed), so the simulator's tokens and lead ids stay the same from one start to the next.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import requests
+
+from leads_pipeline.commands.common import echo_json, fail, warehouse
+from leads_pipeline.deploy import LOCAL_INSTANCE_YAML
+from leads_pipeline.settings import get_settings
+
+SANDBOX_PORT = 8765
+SANDBOX_URL = f"http://127.0.0.1:{SANDBOX_PORT}"
+# The demo's distributors, one per simulated Facebook Page (the seed's first customer first).
+DEMO_DISTRIBUTORS = ["MSH Med Tour", "Anatolia Dental Care", "Berlin Hair Clinic"]
+
+
+def sandbox_scenario():
+    """The sandbox world: 3 pages × 2 forms × 900 leads (about 5,400), more arriving in real time under ``dev``."""
+    from leads_pipeline.lib.simulator import Scenario
+
+    return Scenario(seed=1, pages=3, forms_per_page=2, leads_per_form=900, extra_leads=None, arrival_rate=6.0)
+
+
+def dagster_home() -> Path:
+    """The local Dagster instance (``data/dagster_home``), created with the project's ``dagster.yaml``."""
+    home = (get_settings().data_dir / "dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    target = home / "dagster.yaml"
+    if not target.exists():
+        shutil.copy(LOCAL_INSTANCE_YAML, target)
+    return home
+
+
+def _env_file_sandbox(app_secret: str) -> dict[str, str]:
+    """Sandbox settings for this process; written to ``.env`` when there is none, so ``dev`` finds them later.
+
+    An existing ``.env`` is never overwritten (it may hold a real Meta configuration); only a missing
+    LEADS_SECRET_KEY is appended to it, since tokens encrypted with it must stay readable.
+    """
+    from leads_pipeline.lib.security import generate_key
+
+    settings = get_settings()
+    key = settings.secret_key.get_secret_value() if settings.secret_key else generate_key()
+    values = {
+        "LEADS_GRAPH_BASE_URL": SANDBOX_URL,
+        "LEADS_APP_SECRET": app_secret,
+        "LEADS_SECRET_KEY": key,
+        "LEADS_WEBHOOK_VERIFY_TOKEN": "sandbox-verify-token",
+    }
+    env = Path(".env")
+    if not env.exists():
+        env.write_text(
+            "# Written by `leads-pipeline demo`: the sandbox (built-in Graph API simulator). Remove LEADS_GRAPH_BASE_URL\n"
+            "# and set a real LEADS_APP_SECRET to use Meta; keep LEADS_SECRET_KEY (it decrypts the stored tokens).\n"
+            + "".join(f"{k}={v}\n" for k, v in values.items())
+        )
+        env.chmod(0o600)
+    elif not settings.secret_key:
+        with env.open("a") as fh:
+            fh.write(f"LEADS_SECRET_KEY={key}\n")
+    return values
+
+
+def _running_simulator() -> bool:
+    try:
+        return requests.get(f"{SANDBOX_URL}/__simulator/scenario", timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def start_sandbox(realtime: bool):
+    """Start the sandbox simulator on 127.0.0.1:8765 unless one already answers there; returns the server or None."""
+    from leads_pipeline.lib.simulator import SimulatorServer
+
+    if _running_simulator():
+        return None
+    return SimulatorServer(sandbox_scenario(), host="127.0.0.1", port=SANDBOX_PORT, realtime=realtime).start()
+
+
+def _register_distributors(wh, manifest: dict) -> list[str]:
+    from leads_pipeline.lib import distributors
+
+    existing = {d.name: d.key for d in distributors.list_all(wh)}
+    keys = []
+    for name, page in zip(DEMO_DISTRIBUTORS, manifest["pages"]):
+        if name in existing:
+            keys.append(existing[name])
+            continue
+        dist = distributors.add(
+            wh, name, page["access_token"], page_ids=[page["id"]], region=page.get("default_region", "TR"), actor="demo"
+        )
+        keys.append(dist.key)
+    return keys
+
+
+@click.command("demo")
+def demo() -> None:
+    """Run the pipeline end to end on DuckDB + the built-in Graph API simulator, through Dagster."""
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    started = time.monotonic()
+    server = start_sandbox(realtime=False)
+    try:
+        manifest = requests.get(f"{SANDBOX_URL}/__simulator/manifest", timeout=10).json()
+        os.environ.update(_env_file_sandbox(manifest["app_secret"]))
+        get_settings.cache_clear()
+        wh = warehouse()
+        keys = _register_distributors(wh, manifest)
+        click.echo(f"Simulator on {SANDBOX_URL}; warehouse {wh!r}; distributors: {', '.join(keys)}", err=True)
+        results = _materialize_everything(keys, before_marts=lambda: _staff_activity(wh))
+    finally:
+        if server is not None:
+            server.stop()
+    from leads_pipeline.lib.analytics import live_stats
+
+    with wh.transaction(read_only=True) as conn:
+        stats = live_stats(conn)
+    failed = [k for k, ok in results.items() if not ok]
+    echo_json({"stats": stats, "runs": results, "seconds": round(time.monotonic() - started, 1)})
+    click.echo(
+        "\nNext:\n"
+        "  make dev                          # Dagster UI on http://127.0.0.1:3000 (lineage, runs, checks)\n"
+        "  .venv/bin/leads-pipeline lead list  # work the leads; `leads-pipeline --help` for everything\n"
+        "  notebooks/funnel_analysis.ipynb   # SQL over the marts (read-only)\n"
+        f"  duckdb -readonly {get_settings().resolved_warehouse_url.removeprefix('duckdb:///')}\n",
+        err=True,
+    )
+    if failed:
+        fail(f"these runs failed: {', '.join(failed)} (see `make dev` → Runs)")
+
+
+def _staff_activity(wh) -> None:
+    """A first day of sales work on the demo leads (once), so the funnel and the notebook have something to show.
+
+    Two staff users; of a deterministic sample of leads, a share is assigned, then contacted, then converted or rejected, through
+    the same bulk operations staff use (each action in the audit log).
+    """
+    from leads_pipeline.lib import crm
+
+    if crm.list_users(wh):
+        return
+    staff = [crm.add_user(wh, "Ayşe Demir", "ayse@example.com", "staff", actor="system"),
+             crm.add_user(wh, "Can Yılmaz", "can@example.com", "staff", actor="system")]
+    admin = crm.add_user(wh, "Demo Admin", "admin@example.com", "superadmin", actor="system")["id"]
+    with wh.transaction(read_only=True) as conn:
+        ids = [r["meta_lead_id"] for r in conn.query("SELECT meta_lead_id FROM leads ORDER BY meta_lead_id")]
+    random.Random(1).shuffle(ids)  # deterministic: the same demo every time
+    n = len(ids)
+    assigned = ids[: n * 2 // 5]
+    for i, user in enumerate(staff):
+        crm.bulk(wh, "assign", ids=assigned[i::2], user=user["id"], actor=admin)
+    contacted = assigned[: n // 4]
+    crm.bulk(wh, "status", ids=contacted, status="contacted", actor=admin)
+    crm.bulk(wh, "status", ids=contacted[: n // 16], status="converted", actor=admin)
+    crm.bulk(wh, "status", ids=contacted[n // 16 : n // 8], status="rejected", note="not reachable", actor=admin)
+
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _materialize_everything(keys: list[str], before_marts=None) -> dict[str, bool]:
+    """Sync each distributor partition, then refresh every mart, as Dagster runs on the local instance."""
+    os.environ["DAGSTER_HOME"] = str(dagster_home())
+    import dagster as dg
+
+    from leads_pipeline.definitions import defs
+
+    definitions = defs()
+    results: dict[str, bool] = {}
+    with dg.DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions("distributors", [k for k in keys if not instance.has_dynamic_partition("distributors", k)])
+        sync_job = definitions.resolve_job_def("sync_job")
+        for key in keys:
+            run = sync_job.execute_in_process(
+                partition_key=key, instance=instance, raise_on_error=False, tags={"leads/trigger": "demo"},
+                run_config=QUIET,
+            )
+            results[f"sync {key}"] = run.success
+            click.echo(f"  sync {key}: {'ok' if run.success else 'FAILED'}", err=True)
+        if before_marts:
+            before_marts()
+        marts = definitions.resolve_job_def("marts_job").execute_in_process(
+            instance=instance, raise_on_error=False, run_config=QUIET
+        )
+        results["marts"] = marts.success
+        click.echo(f"  marts: {'ok' if marts.success else 'FAILED'}", err=True)
+    return results
+
+
+@click.command("dev")
+@click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI.")
+def dev(port: int) -> None:
+    """Open the Dagster UI over the local instance (starting the sandbox simulator when the settings use it)."""
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    os.environ["DAGSTER_HOME"] = str(dagster_home())
+    server = start_sandbox(realtime=True) if get_settings().graph_base_url.rstrip("/") == SANDBOX_URL else None
+    if server:
+        click.echo(f"Sandbox simulator on {SANDBOX_URL} (new leads arrive in real time)", err=True)
+    dagster = Path(sys.executable).with_name("dagster")
+    try:
+        subprocess.run([str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)], check=False)
+    finally:
+        if server is not None:
+            server.stop()

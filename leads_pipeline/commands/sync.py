@@ -1,0 +1,50 @@
+"""``leads-pipeline test-connection KEY`` and ``leads-pipeline sync KEY``: the seed's two buttons, on the command line."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from leads_pipeline.commands.common import echo_json, fail, warehouse
+from leads_pipeline.lib import distributors, sync as sync_lib
+
+
+def _known(wh, key: str) -> None:
+    try:
+        distributors.get(wh, key)
+    except distributors.DistributorNotFound as exc:
+        fail(str(exc))
+
+
+@click.command("test-connection")
+@click.argument("key")
+def test_connection(key: str) -> None:
+    """Check a distributor's token, forms and lead access; prints {"success", "message"}."""
+    wh = warehouse()
+    _known(wh, key)
+    result = sync_lib.test_connection(wh, key)
+    if not result["success"]:
+        fail(result["message"], result)
+    echo_json(result)
+
+
+@click.command("sync")
+@click.argument("key")
+@click.option("--quiet", is_flag=True, help="No progress display on stderr.")
+def sync(key: str, quiet: bool) -> None:
+    """Sync one distributor now; prints {"success", "fetched", "stored", "errors", "message"}."""
+    wh = warehouse()
+    _known(wh, key)
+    show = not quiet and sys.stderr.isatty()
+
+    def progress(form_id: str, fetched: int) -> None:
+        if show:
+            click.echo(f"\r  form {form_id}: {fetched} leads read", err=True, nl=False)
+
+    result = sync_lib.sync_distributor(wh, key, trigger="cli", on_page=progress)
+    if show:
+        click.echo("", err=True)
+    if not result.success:
+        fail(result.message, result.seed_dict())
+    echo_json(result.seed_dict())

@@ -1,0 +1,74 @@
+"""Asset checks on ``leads``: one property per check, severities chosen by what a failure means for users."""
+
+
+import datetime as dt
+
+import dagster as dg
+
+from leads_pipeline.defs.resources import WarehouseResource
+from leads_pipeline.lib import quality
+
+# Below this share of leads with a valid email (or phone), a distributor's forms probably changed: warn.
+MIN_CONTACT_SHARE = 0.8
+
+
+@dg.asset_check(asset="leads", blocking=True, description="Every Meta lead id appears once in `leads`.")
+def leads_meta_lead_id_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    duplicates = quality.duplicate_lead_ids(warehouse.get())
+    return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_ids": duplicates})
+
+
+@dg.asset_check(
+    asset="leads",
+    blocking=True,
+    description="Every lead has an id, a distributor, a created_time and at least one contact (email or phone).",
+)
+def leads_required_fields_present(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    missing = quality.leads_missing_required(warehouse.get())
+    return dg.AssetCheckResult(passed=missing == 0, metadata={"leads_missing_required": missing})
+
+
+@dg.asset_check(
+    asset="leads",
+    description=f"Per distributor, at least {MIN_CONTACT_SHARE:.0%} of leads have a valid email and a valid phone.",
+)
+def leads_contact_validity(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    rows = quality.contact_validity(warehouse.get())
+    low = [
+        r["distributor"]
+        for r in rows
+        if float(r["email_share"]) < MIN_CONTACT_SHARE or float(r["phone_share"]) < MIN_CONTACT_SHARE
+    ]
+    table = "\n".join(
+        ["| distributor | leads | valid email | valid phone |", "|---|---|---|---|"]
+        + [f"| {r['distributor']} | {r['leads']} | {float(r['email_share']):.1%} | {float(r['phone_share']):.1%} |" for r in rows]
+    )
+    return dg.AssetCheckResult(
+        passed=not low,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"below_threshold": dg.MetadataValue.json(low), "shares": dg.MetadataValue.md(table)},
+    )
+
+
+@dg.asset_check(
+    asset="leads",
+    description="Every enabled distributor synced successfully within three sync intervals (at least 15 minutes).",
+)
+def leads_freshness_per_distributor(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    stale = quality.stale_distributors(warehouse.get(), dt.datetime.now(dt.timezone.utc))
+    return dg.AssetCheckResult(
+        passed=not stale, severity=dg.AssetCheckSeverity.WARN, metadata={"stale": dg.MetadataValue.json(stale)}
+    )
+
+
+@dg.asset_check(
+    asset="leads",
+    description="Great Expectations suite over the newest leads: ids present and unique, E.164 phones, valid "
+    "emails, known statuses.",
+)
+def leads_expectation_suite(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    result = quality.run_expectation_suite(warehouse.get())
+    return dg.AssetCheckResult(
+        passed=result.success,
+        metadata={"evaluated_rows": result.evaluated_rows, "failures": dg.MetadataValue.json(result.failures)},
+    )
