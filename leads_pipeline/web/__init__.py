@@ -1,0 +1,1 @@
+"""The HTTP service: Meta webhook receiver, JSON API and staff console (Starlette)."""

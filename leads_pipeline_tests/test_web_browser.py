@@ -1,0 +1,168 @@
+"""The console in a real browser: headless Chromium (Debian's, through Selenium and /usr/bin/chromedriver) against
+``leads-pipeline serve`` on 127.0.0.1 with seeded data. Log in → lead list → filter → lead detail → change status →
+add a note, asserting what the page shows after each step; screenshots go to ``test-artifacts/``.
+
+Skipped when Chromium, chromedriver or Selenium is missing — except under ``CI=true``, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from leads_pipeline_tests.test_web_support import ARTIFACTS, STAFF_PASSWORD, seed_world, served, server_env
+
+CHROMIUM = Path(os.environ.get("LEADS_TEST_CHROMIUM", "/usr/bin/chromium"))
+CHROMEDRIVER = Path(os.environ.get("LEADS_TEST_CHROMEDRIVER", "/usr/bin/chromedriver"))
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _missing() -> str | None:
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing (apt-get install chromium chromium-driver)"
+    if not CHROMEDRIVER.exists():
+        return f"{CHROMEDRIVER} is missing (apt-get install chromium-driver)"
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install selenium)"
+    return None
+
+
+@pytest.fixture
+def browser(tmp_path):
+    reason = _missing()
+    if reason:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"browser test cannot run under CI=true: {reason}")
+        pytest.skip(reason)
+    os.environ.setdefault("SE_AVOID_STATS", "true")  # Selenium Manager never phones home (and is not used here)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    profile = tmp_path / "chromium-profile"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-default-apps", "--disable-extensions", "--disable-dev-shm-usage",
+                 "--window-size=1280,1100", f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    service = Service(executable_path=str(CHROMEDRIVER), log_output=str(tmp_path / "chromedriver.log"))
+    driver = webdriver.Chrome(service=service, options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _click_and_load(driver, element) -> None:
+    """Click something that loads a new page, and wait until the new page is there."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old_page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, 20).until(ec.staleness_of(old_page))
+    WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def _screenshot(driver, name: str) -> Path:
+    """A full-page screenshot in test-artifacts/ (the window grows to the page's height for it)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1280, max(900, min(int(height) + 120, 4000)))
+    driver.save_screenshot(str(path))
+    driver.set_window_size(1280, 1100)
+    return path
+
+
+def _flashes(driver) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".flash")]
+
+
+def test_console_list_filter_detail_status_note(browser, monkeypatch, warehouse, warehouse_url):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    world = seed_world(monkeypatch, warehouse)
+    backend = "postgres" if warehouse_url.startswith("postgres") else "duckdb"
+    driver = browser
+    with served(server_env(world)) as base:
+        # Not logged in: the list sends us to the login form, which brings us back.
+        driver.get(base + "/console/leads")
+        assert driver.current_url.startswith(base + "/login?next=")
+        driver.find_element(By.NAME, "email").send_keys("staff@example.com")
+        driver.find_element(By.NAME, "password").send_keys(STAFF_PASSWORD)
+        _click_and_load(driver, driver.find_element(By.CSS_SELECTOR, "form[action='/login'] button[type=submit]"))
+        assert driver.current_url == base + "/console/leads"
+        assert "Logged in as staff@example.com (staff)." in _flashes(driver)
+        assert driver.find_element(By.ID, "result-count").text == "12 leads · page 1 of 1"
+        assert len(driver.find_elements(By.CSS_SELECTOR, "a.lead-link")) == 12
+        # Staff see no distributor settings.
+        assert not driver.find_elements(By.LINK_TEXT, "Distributors")
+
+        # Filter: status new.
+        Select(driver.find_element(By.NAME, "status")).select_by_value("new")
+        _click_and_load(driver, driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]"))
+        assert "status=new" in driver.current_url
+        assert driver.find_element(By.ID, "result-count").text == "8 leads · page 1 of 1"
+        badges = {b.text for b in driver.find_elements(By.CSS_SELECTOR, "table.leads .badge")}
+        assert badges == {"new"}
+        _screenshot(driver, f"console-list-{backend}.png")
+
+        # Search narrows it further.
+        search = driver.find_element(By.NAME, "search")
+        search.clear()
+        search.send_keys("Mehmet")
+        _click_and_load(driver, driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]"))
+        links = driver.find_elements(By.CSS_SELECTOR, "a.lead-link")
+        assert [a.text for a in links] == ["Mehmet Demir"]
+
+        # Detail.
+        _click_and_load(driver, links[0])
+        lead_id = driver.current_url.rsplit("/", 1)[1]
+        assert lead_id == world.lead_ids[1]
+        assert driver.find_element(By.TAG_NAME, "h1").text.startswith("Mehmet Demir")
+        assert driver.find_element(By.ID, "lead-status").text == "new"
+        assert "Nothing yet" in driver.find_element(By.ID, "timeline").text
+        assert not driver.find_elements(By.ID, "delete-form")  # staff cannot delete
+
+        # Change status: new → contacted.
+        Select(driver.find_element(By.CSS_SELECTOR, "#status-form select[name=status]")).select_by_value("contacted")
+        driver.find_element(By.CSS_SELECTOR, "#status-form input[name=note]").send_keys("Called back at 10:00")
+        _click_and_load(driver, driver.find_element(By.CSS_SELECTOR, "#status-form button[type=submit]"))
+        assert "Status changed from new to contacted." in _flashes(driver)
+        assert driver.find_element(By.ID, "lead-status").text == "contacted"
+        timeline = driver.find_element(By.ID, "timeline").text
+        assert "status change" in timeline and "new → contacted" in timeline and "Called back at 10:00" in timeline
+        options = [o.get_attribute("value") for o in
+                   Select(driver.find_element(By.CSS_SELECTOR, "#status-form select")).options]
+        assert options == ["converted", "rejected"]
+
+        # Add a note.
+        driver.find_element(By.CSS_SELECTOR, "#note-form textarea[name=text]").send_keys("Prefers WhatsApp, after 6pm")
+        _click_and_load(driver, driver.find_element(By.CSS_SELECTOR, "#note-form button[type=submit]"))
+        assert "Note added." in _flashes(driver)
+        entries = driver.find_elements(By.CSS_SELECTOR, "#timeline li")
+        assert "note" in entries[0].text and "Prefers WhatsApp, after 6pm" in entries[0].text
+        assert "by staff@example.com" in entries[0].text
+        assert _screenshot(driver, f"console-lead-{backend}.png").stat().st_size > 10_000
+
+        # Reloading does not repeat the flash (post/redirect/get) and the page still shows the new state.
+        driver.refresh()
+        assert _flashes(driver) == []
+        assert driver.find_element(By.ID, "lead-status").text == "contacted"
+
+    assert world.lead(lead_id)["status"] == "contacted"
+    assert [r["action"] for r in world.audit(actor=world.staff["id"])] == ["lead.status", "lead.note"]
