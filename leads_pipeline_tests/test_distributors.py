@@ -335,3 +335,9 @@ def test_main_cli_registers_the_groups():
     from leads_pipeline.cli import main
 
     assert "distributors" in main.commands and "keys" in main.commands
+
+
+def test_a_token_with_non_ascii_characters_is_refused_before_it_is_stored(warehouse):
+    with pytest.raises(distributors.DistributorError, match="never has"):
+        distributors.add(warehouse, "Unicode Clinic", "EAAtokén", page_ids=["1"])
+    assert distributors.list_all(warehouse) == []

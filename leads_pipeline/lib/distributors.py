@@ -140,6 +140,9 @@ def _clean_token(token: Any) -> str:
     token = token.strip()
     if any(ch.isspace() for ch in token):
         raise DistributorError("The access token contains spaces or line breaks: paste the token alone.")
+    if not token.isascii() or not token.isprintable():
+        # Meta tokens are ASCII; anything else cannot travel in an HTTP header and is a paste accident.
+        raise DistributorError("The access token contains characters a Meta token never has: paste the token alone.")
     return token
 
 
