@@ -97,11 +97,17 @@ def test_sync_job_and_marts_through_dagster_equal_the_manifest(monkeypatch, simu
             assert meta["dagster/partition_row_count"].value > 0 and "preview" in meta
             preview = meta["preview"].value
             assert "@" not in preview or "***@" in preview  # contact data masked in the UI
-            checks = run.get_asset_check_evaluations()
-            assert checks and all(c.passed for c in checks if c.check_name != "leads_freshness_per_distributor")
+            checks = {c.check_name: c.passed for c in run.get_asset_check_evaluations()}
+            # Only the cheap blocking checks run with a sync; the table-wide ones have their own job.
+            assert checks == {"leads_meta_lead_id_unique": True, "leads_required_fields_present": True}
         assert box.stored() == box.expected()
         marts = definitions.resolve_job_def("marts_job").execute_in_process(instance=instance)
         assert marts.success
+        quality = definitions.resolve_job_def("leads_quality_job").execute_in_process(instance=instance)
+        evaluations = {c.check_name: c for c in quality.get_asset_check_evaluations()}
+        assert set(evaluations) == {"leads_contact_validity", "leads_freshness_per_distributor", "leads_expectation_suite"}
+        assert all(c.passed for c in evaluations.values())
+        assert evaluations["leads_expectation_suite"].metadata["evaluated_rows"].value == len(box.expected()[0])
     with box.wh.transaction() as conn:
         total = conn.scalar("SELECT total FROM lead_stats WHERE distributor = '__all__'")
     assert total == len(box.expected()[0])

@@ -198,6 +198,11 @@ def _materialize_everything(keys: list[str], before_marts=None) -> dict[str, boo
         )
         results["marts"] = marts.success
         click.echo(f"  marts: {'ok' if marts.success else 'FAILED'}", err=True)
+        quality = definitions.resolve_job_def("leads_quality_job").execute_in_process(
+            instance=instance, raise_on_error=False, run_config=QUIET
+        )
+        results["quality checks"] = quality.success and all(c.passed for c in quality.get_asset_check_evaluations())
+        click.echo(f"  quality checks: {'passed' if results['quality checks'] else 'FAILED'}", err=True)
     return results
 
 

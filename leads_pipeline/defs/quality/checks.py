@@ -72,3 +72,23 @@ def leads_expectation_suite(warehouse: WarehouseResource) -> dg.AssetCheckResult
         passed=result.success,
         metadata={"evaluated_rows": result.evaluated_rows, "failures": dg.MetadataValue.json(result.failures)},
     )
+
+
+# Checks over the whole table: too costly for every sync run, so they run on their own (see the schedule below).
+TABLE_WIDE_CHECKS = [leads_contact_validity, leads_freshness_per_distributor, leads_expectation_suite]
+
+leads_quality_job = dg.define_asset_job(
+    name="leads_quality_job",
+    selection=dg.AssetSelection.checks(*TABLE_WIDE_CHECKS),
+    description="The table-wide data-quality checks on `leads`: contact shares, freshness, Great Expectations.",
+)
+
+
+@dg.schedule(
+    cron_schedule="*/30 * * * *",
+    job=leads_quality_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every 30 minutes: the table-wide quality checks on `leads`.",
+)
+def leads_quality_schedule():
+    return dg.RunRequest()
