@@ -32,8 +32,9 @@ browser:
 soak: $(STAMP)
 	$(BIN)/python -m pytest -m soak -s $(PYTEST_ARGS)
 
-## Benchmarks: prints a JSON report (see docs/performance.md).
+## Benchmarks: prints a JSON report (see docs/performance.md). Installs the peer (dlt) and the profilers first.
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 ## The Dagster UI on http://127.0.0.1:3000 over the demo's warehouse.

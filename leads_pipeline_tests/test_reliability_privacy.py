@@ -127,13 +127,8 @@ def test_import_of_a_file_holding_a_deleted_lead_does_not_bring_it_back(monkeypa
     with box.wh.transaction(read_only=True) as conn:
         assert conn.scalar("SELECT count(*) FROM leads WHERE meta_lead_id = ?", [victim["meta_lead_id"]]) == 0
         assert conn.scalar("SELECT count(*) FROM leads") == before - 1
-    found = _where(box.wh, needles)
-    if set(found) == {"raw_leads"}:
-        # Known defect (docs/reliability.md): the importer skips tombstoned ids for `leads` but lands their raw
-        # payload, so the deleted person's data is back in raw_leads. The sync had the same defect (fixed in
-        # lib/sync.py); the importer's fix belongs in lib/importer.py / ingest.store_batch (not ours to edit now).
-        pytest.xfail(f"importer re-lands a deleted lead's raw payload: {found}")
-    assert found == {}
+    # Not even the raw payload comes back: every landing path drops tombstoned ids before writing.
+    assert _where(box.wh, needles) == {}
 
 
 def test_marts_hold_no_email_phone_or_name(monkeypatch, simulator_factory, warehouse_url):

@@ -359,6 +359,8 @@ def _land(wh: Warehouse, staged: list[list], distributor: str, form_id: str | No
     with wh.transaction() as conn:
         if staged:
             conn.stage("raw_page", _RAW_STAGE, staged)
+            # A lead deleted on request is never landed again (its payload is personal data): every path lands here.
+            conn.execute("DELETE FROM raw_page WHERE raw_key IN (SELECT meta_lead_id FROM lead_tombstones)")
             columns = "distributor, raw_key, sync_id, page_id, form_id, meta_lead_id"
             if conn.backend == "duckdb" and not merge:
                 # DuckDB runs ON CONFLICT as a join that scans the key columns of the whole table, so: drop the
@@ -467,7 +469,7 @@ def _store_parsed(conn: Conn, leads: Any, rejects: Any, *, merge: bool) -> tuple
     upsert rejects; returns (stored, skipped because tombstoned)."""
     stored = skipped = 0
     if _size(leads):
-        conn.stage("parsed_leads", _LEAD_STAGE, **_data(leads))
+        conn.stage("parsed_leads", _LEAD_STAGE, **_data(leads), copy=False)
         skipped = int(conn.scalar(
             "SELECT count(*) FROM parsed_leads p JOIN lead_tombstones t ON t.meta_lead_id = p.meta_lead_id"
         ) or 0)
@@ -484,7 +486,7 @@ def _store_parsed(conn: Conn, leads: Any, rejects: Any, *, merge: bool) -> tuple
     if _size(rejects):
         if isinstance(rejects, list):
             rejects = list({r[1]: r for r in rejects}.values())  # one row per reject_key and statement
-        conn.stage("rejected_batch", _REJECT_STAGE, **_data(rejects))
+        conn.stage("rejected_batch", _REJECT_STAGE, **_data(rejects), copy=False)
         conn.execute(
             "INSERT INTO rejected_leads (distributor, reject_key, meta_lead_id, form_id, page_id, reason, detail, "
             "payload, sync_id, first_seen_at, last_seen_at) "
@@ -527,7 +529,7 @@ def process_raw(
             merge = clean = False
             while True:
                 try:
-                    with wh.transaction() as conn:
+                    with wh.transaction() as conn, gc_paused():
                         batch = _process_batch(conn, distributor, default_region, batch_size, sync_id, clean=clean,
                                                merge=merge)
                     break
@@ -568,8 +570,7 @@ def _process_batch(conn: Conn, distributor: str, region: str, limit: int, sync_i
         return ProcessResult()
 
     texts = raw["payload"]
-    with gc_paused():
-        payloads = [_loads(text) for text in texts]
+    payloads = [_loads(text) for text in texts]
     leads, rejects, _ = _parse_batch(distributor, region, payloads, texts, raw["page_id"], raw["form_id"],
                                      raw["sync_id"])
     if clean:
@@ -605,7 +606,8 @@ class PreparedBatch:
     leads: Any
     rejects: Any
     read: int = 0
-    errors: list[str] | None = None
+    errors: list[tuple[int, str]] | None = None  # (line number, what is wrong) of input that could not be read
+    lines: int = 0  # input lines the batch came from (imports)
 
 
 _BULK_RAW = {"raw_key": "TEXT", "meta_lead_id": "TEXT", "page_id": "TEXT", "form_id": "TEXT", "payload": "TEXT"}
@@ -619,26 +621,33 @@ def prepare_batch(
     sync_id: str,
     page_id: str | None = None,
     form_id: str | None = None,
+    seen: set[str] | None = None,
 ) -> PreparedBatch:
     """Key, dedupe and parse leads — ``items`` are ``(lead, payload)`` pairs: the decoded lead and its JSON text
-    as received (``str``/UTF-8 ``bytes``; None: serialised here). Pure (no warehouse): runs in a worker process."""
+    as received (``str``/UTF-8 ``bytes``; None: serialised here). Pure (no warehouse): runs in a worker process.
+    ``seen``: keys already prepared (by earlier calls for the same batch): those leads are skipped as repeats."""
+    with gc_paused():
+        return _prepare(items, distributor, default_region, sync_id, page_id, form_id,
+                        set() if seen is None else seen)
+
+
+def _prepare(items: Iterable[tuple[Any, Any]], distributor: str, default_region: str, sync_id: str,
+             page_id: str | None, form_id: str | None, seen: set[str]) -> PreparedBatch:
     import pyarrow as pa
 
     keys: list[str] = []
-    seen: set[str] = set()
     payloads: list[Any] = []
     texts: list[Any] = []
     read = 0
-    with gc_paused():
-        for lead, text in items:
-            read += 1
-            key = lead_key(lead)
-            if key in seen:
-                continue  # the same lead again: the first occurrence is the one landed
-            seen.add(key)
-            keys.append(key)
-            payloads.append(lead)
-            texts.append(_dumps_bytes(lead) if text is None else text)
+    for lead, text in items:
+        read += 1
+        key = lead_key(lead)
+        if key in seen:
+            continue  # the same lead again: the first occurrence is the one landed
+        seen.add(key)
+        keys.append(key)
+        payloads.append(lead)
+        texts.append(_dumps_bytes(lead) if text is None else text)
     n = len(keys)
     pages, forms, syncs = [page_id] * n, [form_id] * n, [sync_id] * n
     leads, rejects, valid_at = _parse_batch(distributor, default_region, payloads, texts, pages, forms, syncs)
@@ -681,7 +690,7 @@ def store_batch(wh: Warehouse, batch: PreparedBatch, *, distributor: str, sync_i
     merge = clean = False
     while True:
         try:
-            with wh.transaction() as conn:
+            with wh.transaction() as conn, gc_paused():
                 return _store_batch(conn, batch, distributor, sync_id, merge=merge, clean=clean)
         except Exception as exc:
             if not merge and _is_duplicate_key(exc):
@@ -703,21 +712,27 @@ def _store_batch(conn: Conn, batch: PreparedBatch, distributor: str, sync_id: st
         raw, leads, rejects = _clean_table(raw), _clean_table(leads), _clean_table(rejects)
     if not raw.num_rows:
         return ProcessResult()
-    conn.stage("raw_batch", _BULK_RAW, data=raw)
-    # Leads landed before (by any path) are neither landed nor processed again: drop them from the batch. One
-    # join against raw_leads (DuckDB: a scan of its key columns; PostgreSQL: primary-key probes).
+    # Leads landed before (by any path) are neither landed nor processed again: one join of the batch's keys
+    # against raw_leads (DuckDB: a scan of its key columns; PostgreSQL: primary-key probes), then the batch is
+    # filtered here, before anything is written.
+    conn.stage("batch_keys", {"raw_key": "TEXT"}, data=raw.select(["raw_key"]), copy=False)
     old = conn.query_columns(
-        "DELETE FROM raw_batch WHERE raw_key IN (SELECT r.raw_key FROM raw_leads r WHERE r.distributor = ? "
-        "AND r.raw_key IN (SELECT raw_key FROM raw_batch)) RETURNING raw_key",
+        "SELECT raw_key FROM raw_leads WHERE distributor = ? AND raw_key IN (SELECT raw_key FROM batch_keys)",
         [distributor],
     ).get("raw_key") or []
-    landed = raw.num_rows - len(old)
-    if not landed:
-        return ProcessResult()
+    # Deleted-on-request ids are dropped the same way: never landed again (their payload is personal data).
+    gone = set(conn.query_columns(
+        "SELECT meta_lead_id FROM lead_tombstones WHERE meta_lead_id IN (SELECT raw_key FROM batch_keys)"
+    ).get("meta_lead_id") or []) - set(old)
+    old = old + sorted(gone)
     if old:
         known = pa.array(old, type=pa.string())
+        raw = raw.filter(pc.invert(pc.is_in(raw.column("raw_key"), value_set=known)))
         leads = leads.filter(pc.invert(pc.is_in(leads.column("raw_key"), value_set=known)))
         rejects = rejects.filter(pc.invert(pc.is_in(rejects.column("reject_key"), value_set=known)))
+    if not raw.num_rows:
+        return ProcessResult(skipped_deleted=len(gone))
+    conn.stage("raw_batch", _BULK_RAW, data=raw, copy=False)
     conflict = "" if conn.backend == "duckdb" and not merge else " ON CONFLICT (distributor, raw_key) DO NOTHING"
     now = _now()
     conn.execute(
@@ -727,7 +742,8 @@ def _store_batch(conn: Conn, batch: PreparedBatch, distributor: str, sync_id: st
         [distributor, sync_id, now, now],
     )
     stored, skipped = _store_parsed(conn, leads, rejects, merge=merge)
-    return ProcessResult(stored=stored, rejected=rejects.num_rows, skipped_deleted=skipped, processed=landed)
+    return ProcessResult(stored=stored, rejected=rejects.num_rows, skipped_deleted=skipped + len(gone),
+                         processed=raw.num_rows)
 
 
 def _clean_table(table: Any) -> Any:

@@ -12,6 +12,11 @@ luck:
   can become visible a little after its ``created_time``;
 - parsing takes every unprocessed raw row and marks it processed in the same transaction as the rows it produced.
 
+A DuckDB warehouse is opened once for a burst of these transactions (``Warehouse.session``: the landing of the
+pages that arrive within ``SESSION_SECONDS``, then the parsing), rather than once per transaction — reopening costs
+a cold primary-key index and a checkpoint each time, which grow with the tables. The cross-process lock is held for
+that burst only; a long sync lets go of the file between bursts so that other processes get their turn.
+
 A form that fails (e.g. deleted, or not visible to this token) is reported and the other forms still sync; an
 authentication or permission failure stops this distributor only, with Meta's reason turned into what to do.
 """
@@ -19,6 +24,7 @@ authentication or permission failure stops this distributor only, with Meta's re
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -34,6 +40,35 @@ from leads_pipeline.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 ClientFactory = Callable[[str], GraphClient]
+
+# A sync keeps the warehouse open across its transactions for at most this long at a time (see the module docstring).
+SESSION_SECONDS = 1.0
+
+
+class _Burst:
+    """A warehouse session opened on first use and let go once it has lasted ``seconds`` (or at the end)."""
+
+    def __init__(self, wh: Warehouse, seconds: float = SESSION_SECONDS):
+        self.wh = wh
+        self.seconds = seconds
+        self._cm = None
+        self._since = 0.0
+
+    def __enter__(self) -> Warehouse:
+        if self._cm is None:
+            self._cm = self.wh.session()
+            self._cm.__enter__()
+            self._since = time.monotonic()
+        return self.wh
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None or time.monotonic() - self._since >= self.seconds:
+            self.close(*exc)
+
+    def close(self, *exc: object) -> None:
+        cm, self._cm = self._cm, None
+        if cm is not None:
+            cm.__exit__(*(exc or (None, None, None)))
 
 
 class SyncSetupError(Exception):
@@ -147,9 +182,21 @@ def extract(
     settings: Settings | None = None,
     client_factory: ClientFactory | None = None,
     on_page: Callable[[str, int], None] | None = None,
+    burst: _Burst | None = None,
 ) -> ExtractResult:
     """Read every form's new leads and land them in ``raw_leads`` (see the module docstring for the guarantees)."""
     s = settings or get_settings()
+    own = burst is None
+    burst = burst or _Burst(wh)
+    try:
+        return _extract(wh, key, sync_id, s, client_factory, on_page, burst)
+    finally:
+        if own:
+            burst.close()
+
+
+def _extract(wh: Warehouse, key: str, sync_id: str, s: Settings, client_factory: ClientFactory | None,
+             on_page: Callable[[str, int], None] | None, burst: _Burst) -> ExtractResult:
     factory = client_factory or (lambda token: make_client(token, s))
     result = ExtractResult()
     try:
@@ -166,12 +213,11 @@ def extract(
         result.graph_requests = client.request_count
         return result
     result.forms = len(forms)
-    deleted = _tombstoned_ids(wh)
     for source in forms:
         form_client = client.with_token(source.token)
         before = form_client.request_count
         try:
-            _extract_form(wh, key, sync_id, source, form_client, s, result, on_page, deleted)
+            _extract_form(wh, key, sync_id, source, form_client, s, result, on_page, burst)
         except (TokenExpiredError, TokenInvalidError, MissingPermissionError) as exc:
             result.fatal = exc.user_message
             result.errors.append(f"form {source.form_id}: {exc.user_message}")
@@ -184,16 +230,11 @@ def extract(
     return result
 
 
-def _tombstoned_ids(wh: Warehouse) -> frozenset[str]:
-    """Ids of leads deleted on request (``lead_tombstones`` stays small): never landed again, so that a re-read
-    (the lookback, a full re-sync) does not put their personal data back into ``raw_leads``."""
-    with wh.transaction(read_only=True) as conn:
-        return frozenset(str(r["meta_lead_id"]) for r in conn.query("SELECT meta_lead_id FROM lead_tombstones"))
-
-
 def _extract_form(wh, key, sync_id, source: FormSource, client: GraphClient, s: Settings, result, on_page,
-                  deleted: frozenset[str] = frozenset()) -> None:
-    cursor = ingest.get_cursor(wh, key, source.form_id)
+                  burst: _Burst | None = None) -> None:
+    burst = burst or _Burst(wh, 0.0)
+    with burst:
+        cursor = ingest.get_cursor(wh, key, source.form_id)
     since = max(cursor - s.sync_lookback_seconds, 0) if cursor is not None else None
     newest = cursor
     for page in client.iter_lead_pages(source.form_id, since=since):
@@ -203,18 +244,16 @@ def _extract_form(wh, key, sync_id, source: FormSource, client: GraphClient, s: 
             if t is not None and (newest is None or t > newest):
                 newest = t
         last = not page.next_url_present
-        leads = page.leads
-        if deleted:
-            leads = [lead for lead in leads if not (isinstance(lead, dict) and str(lead.get("id")) in deleted)]
-        result.landed += ingest.land_raw_page(
-            wh,
-            sync_id=sync_id,
-            distributor=key,
-            page_id=source.page_id,
-            form_id=source.form_id,
-            leads=leads,
-            cursor=newest if last and newest is not None else None,
-        )
+        with burst:
+            result.landed += ingest.land_raw_page(
+                wh,
+                sync_id=sync_id,
+                distributor=key,
+                page_id=source.page_id,
+                form_id=source.form_id,
+                leads=page.leads,
+                cursor=newest if last and newest is not None else None,
+            )
         if on_page:
             on_page(source.form_id, result.fetched)
 
@@ -236,10 +275,16 @@ def sync_distributor(
 ) -> SyncResult:
     """Extract then load one distributor, recorded in ``sync_runs``; never raises for a Graph API failure."""
     sync_id = ingest.start_sync(wh, key, trigger)
-    extracted = extract(wh, key, sync_id, settings=settings, client_factory=client_factory, on_page=on_page)
-    processed = load(wh, key)
-    result = summarize(key, sync_id, extracted, processed)
-    ingest.finish_sync(wh, sync_id, result)
+    burst = _Burst(wh)
+    try:
+        extracted = extract(wh, key, sync_id, settings=settings, client_factory=client_factory, on_page=on_page,
+                            burst=burst)
+        with burst:  # the parsing right after the last landing, in the same open of the warehouse
+            processed = load(wh, key)
+            result = summarize(key, sync_id, extracted, processed)
+            ingest.finish_sync(wh, sync_id, result)
+    finally:
+        burst.close()
     return result
 
 

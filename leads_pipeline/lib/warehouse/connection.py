@@ -18,6 +18,7 @@ locks held for that burst only. PostgreSQL sessions likewise reuse one connectio
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -75,6 +76,7 @@ class Conn:
     def __init__(self, raw: Any, dialect: Dialect):
         self.raw = raw
         self.dialect = dialect
+        self._views: list[str] = []  # DuckDB: Arrow data registered for this transaction (see ``stage(copy=False)``)
 
     @property
     def backend(self) -> str:
@@ -116,8 +118,14 @@ class Conn:
     def query_columns(self, sql: str, params: Sequence[Any] | None = None) -> dict[str, list[Any]]:
         """The result as ``{column: [values…]}`` — for large results, without a dict per row (DuckDB via Arrow)."""
         if self.backend == "duckdb":
-            table = self.raw.execute(sql, params or []).fetch_arrow_table()
-            return {name: table.column(i).to_pylist() for i, name in enumerate(table.column_names)}
+            if sql.lstrip()[:6].upper() == "SELECT":  # a lazy relation, materialised once, straight into Arrow
+                table = self.raw.sql(sql, params=list(params) if params else None).to_arrow_table()
+                return {name: table.column(i).to_pylist() for i, name in enumerate(table.column_names)}
+            cur = self.raw.execute(sql, params or [])
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+            cols = list(zip(*rows)) if rows else [()] * len(names)
+            return {name: list(col) for name, col in zip(names, cols)}
         with self.raw.cursor() as cur:
             cur.execute(_to_pg(sql, params), params or None)
             if cur.description is None:
@@ -128,7 +136,7 @@ class Conn:
         return {name: list(col) for name, col in zip(names, cols)}
 
     def stage(self, name: str, columns: Mapping[str, str], rows: Sequence[Sequence[Any]] | None = None, *,
-              data: Any = None) -> None:
+              data: Any = None, copy: bool = True) -> None:
         """Make a batch queryable as a temporary table ``name`` for set-based statements.
 
         ``columns`` maps column name → SQL type (``TEXT``, ``BIGINT``, ``BOOLEAN``, ``TIMESTAMPTZ``, ``JSON``). The
@@ -136,10 +144,21 @@ class Conn:
         column name → list of values (column-major, no transposition). JSON values are passed as strings (or UTF-8
         ``bytes`` in column data). DuckDB stages through Arrow (no per-row inserts); PostgreSQL through ``COPY``.
         The table replaces any earlier one of the same name in this transaction.
+
+        ``copy=False`` (a batch that is only read, never updated): DuckDB queries the Arrow data in place for the
+        rest of the transaction instead of copying it into a temporary table; the Arrow types must then be those of
+        ``columns`` already. PostgreSQL always copies.
         """
         names = list(columns)
         if self.backend == "duckdb":
-            table = _arrow_table(columns, rows, data)
+            with _gc_paused():  # a batch is many small objects: no cyclic collection passes while converting it
+                table = _arrow_table(columns, rows, data)
+            if not copy:
+                self.raw.execute(f"DROP TABLE IF EXISTS temp.main.{name}")  # a temporary table would shadow it
+                self.raw.register(name, table)
+                if name not in self._views:
+                    self._views.append(name)
+                return
             view = f"__stage_{name}"
             self.raw.register(view, table)
             casts = ", ".join(f'CAST("{c}" AS {_duck_type(columns[c])}) AS "{c}"' for c in names)
@@ -150,9 +169,21 @@ class Conn:
         with self.raw.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {name}")
             cur.execute(f"CREATE TEMP TABLE {name} ({cols_sql}) ON COMMIT DROP")
-            with cur.copy(f"COPY {name} ({', '.join(chr(34) + c + chr(34) for c in names)}) FROM STDIN") as copy:
+            with cur.copy(f"COPY {name} ({', '.join(chr(34) + c + chr(34) for c in names)}) FROM STDIN") as copy, \
+                    _gc_paused():
                 for row in _pg_rows(names, rows, data):
                     copy.write_row(row)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _pg_rows(names: list[str], rows: Sequence[Sequence[Any]] | None, data: Any) -> Iterator[Sequence[Any]]:
@@ -355,12 +386,17 @@ class Warehouse:
 
 def _duckdb_transaction(raw: Any, dialect: Dialect) -> Iterator[Conn]:
     raw.execute("BEGIN TRANSACTION")
+    conn = Conn(raw, dialect)
     try:
-        yield Conn(raw, dialect)
-    except BaseException:
-        raw.execute("ROLLBACK")
-        raise
-    raw.execute("COMMIT")
+        try:
+            yield conn
+        except BaseException:
+            raw.execute("ROLLBACK")
+            raise
+        raw.execute("COMMIT")
+    finally:
+        for name in conn._views:  # Arrow batches registered in place are let go with the transaction
+            raw.unregister(name)
 
 
 def _pg_transaction(raw: Any, dialect: Dialect, read_only: bool) -> Iterator[Conn]:

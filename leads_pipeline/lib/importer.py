@@ -1,0 +1,476 @@
+"""Bulk import of leads from files, through the same parse / validate / dedupe / store path as a sync.
+
+    leads-pipeline import PATH --distributor KEY [--format auto|jsonl|csv]
+
+Accepted files:
+
+- **JSON lines** (``.jsonl``, ``.ndjson``, ``.json``): each line is either a Graph API page of leads
+  (``{"data": [lead, …], "paging": {…}}``, as ``/{form-id}/leads`` returns it) or one lead object. Blank lines are
+  skipped. A line that is not JSON at all (or a page whose ``data`` is not a list) is reported with its line number
+  and skipped; a JSON value that is not a valid lead is *rejected* like any malformed lead from Meta
+  (``rejected_leads``, with its reason).
+- **Meta's lead CSV export** from Ads Manager / Leads Center (``.csv``, ``.tsv``; UTF-8 or UTF-16 — Meta's download
+  is UTF-16 with tabs — comma, tab or semicolon separated): the columns ``id, created_time, ad_id, ad_name,
+  adset_id, adset_name, campaign_id, campaign_name, form_id, form_name, is_organic, platform`` and then one column
+  per question (``full_name``, ``email``, ``phone_number``, custom questions…). Each row becomes the Graph-shaped lead
+  Meta would have returned (``field_data`` from the question columns; the export's ``l:``/``ag:``/``as:``/``c:``/
+  ``f:`` id prefixes and ``p:`` phone prefix removed; empty answers left out).
+
+Each lead is keyed, deduplicated (the first occurrence wins), landed in ``raw_leads`` and parsed into ``leads`` /
+``rejected_leads`` by :func:`leads_pipeline.lib.ingest.prepare_batch` and :func:`~leads_pipeline.lib.ingest.store_batch`
+— the parser, rules and SQL of a sync, in batches of one transaction each. A lead already landed (by a sync, a
+webhook or an earlier import) is not stored again, and tombstoned (deleted) ids never come back. The run is recorded
+in ``sync_runs`` with trigger ``import``.
+
+Streaming: the file is read in chunks of ``chunk_bytes``; memory does not grow with the file. On large files the
+parsing runs in ``workers`` other processes (the warehouse writes stay in this one, in file order), so the two cores
+of a small machine both work. The warehouse is held open (``Warehouse.session``) for bursts of at most
+``hold_seconds``, then let go briefly so that other writers (a sync, the webhook receiver) get their turn.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import os
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from leads_pipeline.lib import ingest
+from leads_pipeline.lib.warehouse import Warehouse
+
+__all__ = ["ImportError_", "ImportResult", "import_file", "detect_format", "csv_row_to_lead"]
+
+FORMATS = ("auto", "jsonl", "csv")
+CHUNK_BYTES = 24 * 1024 * 1024  # raw text per batch (~30k leads of Meta's size); one transaction each
+# DuckDB during a bulk import: its buffer pool is bounded (it would otherwise keep every block written, growing with
+# the file), and it checkpoints once at the end rather than after nearly every batch (a checkpoint writes the
+# primary-key indexes out whole, so one per batch makes a large import quadratic).
+DUCKDB_MEMORY_LIMIT = "384MB"
+DUCKDB_CHECKPOINT_EVERY = "4GB"
+SUB_BATCH = 2048  # leads decoded and parsed at a time within a chunk: Python objects stay few, Arrow holds the rest
+PARALLEL_MIN_BYTES = 2 * CHUNK_BYTES  # smaller files are parsed in this process (no worker start-up)
+HOLD_SECONDS = 30.0
+YIELD_SECONDS = 0.06
+MAX_ERRORS_LISTED = 20
+
+# Columns of Meta's export that describe the lead rather than answer a question.
+_META_COLUMNS = ("id", "created_time", "ad_id", "ad_name", "adset_id", "adset_name", "campaign_id", "campaign_name",
+                 "form_id", "is_organic", "platform")
+_EXPORT_ONLY = frozenset(("form_name", "lead_status", "inbox_url", "retailer_item_id", "partner_name", "vehicle",
+                          "home_listing", "post", "is_test_lead"))
+_ID_PREFIXES = {"id": "l:", "ad_id": "ag:", "adset_id": "as:", "campaign_id": "c:", "form_id": "f:"}
+_PHONE_KEYS = frozenset(("phone_number", "work_phone_number"))
+
+
+class ImportError_(ValueError):  # noqa: N801 - ImportError is Python's own
+    """The file cannot be imported as a whole (missing, unreadable, unknown format); the message says what to do."""
+
+
+@dataclass
+class ImportResult:
+    """The seed's result object (``success, fetched, stored, errors, message``) plus the import's figures."""
+
+    success: bool = True
+    fetched: int = 0
+    stored: int = 0
+    errors: list[str] = field(default_factory=list)
+    message: str = ""
+    rejected: int = 0
+    skipped_deleted: int = 0
+    already_known: int = 0  # leads landed before (this file earlier, a sync, a webhook) or repeated in the file
+    bad_lines: int = 0
+    sync_id: str = ""
+    distributor: str = ""
+    format: str = ""
+    seconds: float = 0.0
+
+    def seed_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("success", "fetched", "stored", "errors", "message")}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Formats
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def detect_format(path: Path) -> str:
+    """``jsonl`` or ``csv``, from the file's extension, else from its first bytes."""
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    if suffix in (".csv", ".tsv"):
+        return "csv"
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "csv"
+    text = head.lstrip(codecs.BOM_UTF8).lstrip()
+    return "jsonl" if text[:1] in (b"{", b"[") else "csv"
+
+
+def _jsonl_chunks(path: Path, chunk_bytes: int) -> Iterator[tuple[int, list[bytes]]]:
+    """(1, lines) of about ``chunk_bytes`` each, read as bytes (decoded by the parser). Line numbers in a batch
+    count from its first line; the importer adds the lines of the batches before."""
+    with open(path, "rb") as f:
+        lines: list[bytes] = []
+        size = 0
+        for line in f:
+            lines.append(line)
+            size += len(line)
+            if size >= chunk_bytes:
+                yield 1, lines
+                lines, size = [], 0
+        if lines:
+            yield 1, lines
+
+
+def _text_stream(path: Path) -> io.TextIOBase:
+    """The file as text: UTF-16 (Meta's export) by its BOM, else UTF-8 (a BOM dropped)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    encoding = "utf-16" if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+    return open(path, encoding=encoding, newline="", errors="replace")
+
+
+def _header_key(name: str) -> str:
+    return name.strip().strip("\ufeff").strip()
+
+
+def csv_row_to_lead(header: list[str], row: list[str]) -> dict[str, Any]:
+    """One row of Meta's export → the Graph-shaped lead (``field_data`` from the question columns)."""
+    lead: dict[str, Any] = {}
+    fields: list[dict[str, Any]] = []
+    for name, value in zip(header, row):
+        if name in _META_COLUMNS:
+            value = value.strip()
+            if not value:
+                continue
+            prefix = _ID_PREFIXES.get(name)
+            if prefix and value.startswith(prefix):
+                value = value[len(prefix):]
+            if name == "is_organic":
+                lowered = value.lower()
+                lead[name] = True if lowered == "true" else False if lowered == "false" else value
+            else:
+                lead[name] = value
+        elif name in _EXPORT_ONLY or not name:
+            continue
+        else:
+            if value is None or not value.strip():
+                continue  # an unanswered question: Meta's API leaves it out
+            if name in _PHONE_KEYS and value.startswith("p:"):
+                value = value[2:]
+            fields.append({"name": name, "values": [value]})
+    lead["field_data"] = fields
+    return lead
+
+
+def _csv_chunks(path: Path, chunk_bytes: int, errors: list[tuple[int, str]]) -> Iterator[tuple[int, list[bytes]]]:
+    """Rows of the export as JSON lines of Graph-shaped leads (so they take the JSON-lines path from here)."""
+    dumps = ingest._dumps_bytes
+    with _text_stream(path) as f:
+        sample = f.read(65536)
+        f.seek(0)
+        first_line = sample.split("\n", 1)[0]
+        delimiter = max(("\t", ",", ";"), key=first_line.count)
+        reader = csv.reader(f, delimiter=delimiter)
+        try:
+            header = [_header_key(h) for h in next(reader)]
+        except StopIteration:
+            return
+        if "id" not in header and "created_time" not in header:
+            raise ImportError_(
+                f"{path}: the first row is not the header of Meta's lead export (expected columns such as id, "
+                f"created_time, ad_id, form_id, then the questions); found {', '.join(header[:6])}…"
+            )
+        lines: list[bytes] = []
+        size = 0
+        for row in reader:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                lines.append(b"")  # keeps line numbers aligned; skipped as blank
+                continue
+            if len(row) > len(header) and any(v.strip() for v in row[len(header):]):
+                errors.append((reader.line_num, f"{len(row)} fields but the header has {len(header)}"))
+                lines.append(b"")
+                continue
+            line = dumps(csv_row_to_lead(header, row))
+            lines.append(line)
+            size += len(line)
+            if size >= chunk_bytes:
+                yield 1, lines  # generated JSON: no line of it can be unreadable
+                lines, size = [], 0
+        if lines:
+            yield 1, lines
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Parsing a chunk (in this process or a worker)
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _decode(line: bytes) -> Any:
+    try:
+        return ingest._orjson_loads(line) if ingest._orjson_loads is not None else _json_loads(line)
+    except ValueError:
+        return _json_loads(line)  # NaN, huge integers…: the standard library's reading (raises if not JSON)
+
+
+def _json_loads(line: bytes) -> Any:
+    import json
+
+    return json.loads(line)
+
+
+def prepare_chunk(first_line: int, lines: list[bytes], distributor: str, region: str,
+                  sync_id: str) -> ingest.PreparedBatch:
+    """Decode JSON lines (pages or leads) and prepare them for the warehouse; unreadable lines become errors.
+
+    Works through the chunk ``SUB_BATCH`` leads at a time (decoded objects freed as soon as their Arrow rows
+    exist), deduplicating across the whole chunk."""
+    import pyarrow as pa
+
+    errors: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    parts: list[ingest.PreparedBatch] = []
+    items: list[tuple[Any, Any]] = []
+    read = 0
+
+    def flush() -> None:
+        nonlocal items, read
+        if items:
+            part = ingest.prepare_batch(items, distributor=distributor, default_region=region, sync_id=sync_id,
+                                        seen=seen)
+            read += part.read
+            parts.append(part)
+            items = []  # the decoded leads go now, by reference counting
+
+    with ingest.gc_paused():
+        for n, line in enumerate(lines, first_line):
+            stripped = line.strip()
+            if not stripped:
+                continue
+            try:
+                obj = _decode(stripped)
+            except ValueError as exc:
+                errors.append((n, f"not valid JSON ({_short(str(exc))})"))
+                continue
+            if type(obj) is dict and "data" in obj and ("paging" in obj or type(obj.get("data")) is list):
+                data = obj["data"]
+                if type(data) is not list:
+                    errors.append((n, "a page whose \"data\" is not a list of leads"))
+                    continue
+                items.extend((lead, None) for lead in data)  # each lead's text is serialised once, when prepared
+            else:
+                items.append((obj, stripped))  # one lead per line: its text as received
+            obj = data = None
+            if len(items) >= SUB_BATCH:
+                flush()
+        flush()
+    if len(parts) == 1:
+        batch = parts[0]
+    else:
+        empty = ingest.prepare_batch([], distributor=distributor, default_region=region, sync_id=sync_id)
+        parts = parts or [empty]
+        batch = ingest.PreparedBatch(pa.concat_tables([p.raw for p in parts]),
+                                     pa.concat_tables([p.leads for p in parts]),
+                                     pa.concat_tables([p.rejects for p in parts]), read=read)
+    batch.read = read
+    batch.errors = errors
+    batch.lines = len(lines)
+    return batch
+
+
+def _jsonl_ranges(path: Path, chunk_bytes: int) -> Iterator[tuple[int, int]]:
+    """Byte ranges of about ``chunk_bytes`` that end at line ends (found by seeking: the file is not read here)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        start = 0
+        while start < size:
+            f.seek(min(start + chunk_bytes, size))
+            f.readline()
+            end = min(f.tell(), size)
+            yield start, end
+            start = end
+
+
+def prepare_range(path: str, start: int, end: int, distributor: str, region: str,
+                  sync_id: str) -> ingest.PreparedBatch:
+    """:func:`prepare_chunk` of the lines in ``[start, end)`` of ``path``, read here (in the worker): the importing
+    process neither reads nor ships the text. Line numbers in ``errors`` count from the range's first line."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = f.read(end - start)
+    lines = data.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    del data
+    return prepare_chunk(1, lines, distributor, region, sync_id)
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _prepare_args(args: tuple) -> ingest.PreparedBatch:
+    if isinstance(args[0], str):
+        return prepare_range(*args)
+    return prepare_chunk(*args)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The import
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def import_file(
+    wh: Warehouse,
+    path: str | os.PathLike,
+    distributor: str,
+    *,
+    fmt: str = "auto",
+    workers: int | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+    hold_seconds: float = HOLD_SECONDS,
+    trigger: str = "import",
+) -> ImportResult:
+    """Import the leads of ``path`` for ``distributor`` (see the module docstring); never loads the whole file.
+
+    ``workers``: parsing processes (default: one per core when the file is large, else none).
+    Raises :class:`ImportError_` when the file or the distributor cannot be used at all.
+    """
+    from leads_pipeline.lib import distributors
+
+    started = time.perf_counter()
+    file = Path(path)
+    if fmt not in FORMATS:
+        raise ImportError_(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if not file.is_file():
+        raise ImportError_(f"{file}: no such file")
+    try:
+        dist = distributors.get(wh, distributor)
+    except distributors.DistributorNotFound as exc:
+        raise ImportError_(f"{exc} (add it first: leads-pipeline distributors add …)") from exc
+    kind = detect_format(file) if fmt == "auto" else fmt
+    result = ImportResult(distributor=dist.key, format=kind)
+    result.sync_id = sync_id = ingest.start_sync(wh, dist.key, trigger)
+    line_errors: list[str] = []
+    csv_errors: list[tuple[int, str]] = []
+    try:
+        size = file.stat().st_size
+        if workers is None:
+            workers = (os.cpu_count() or 1) if size >= PARALLEL_MIN_BYTES else 0
+        if kind == "jsonl" and workers > 0:  # the workers read their own byte ranges
+            jobs: Iterator[tuple] = ((str(file), start, end) for start, end in _jsonl_ranges(file, chunk_bytes))
+        else:
+            jobs = (_jsonl_chunks(file, chunk_bytes) if kind == "jsonl"
+                    else _csv_chunks(file, chunk_bytes, csv_errors))
+        batches = _prepared(jobs, dist.key, dist.default_region, sync_id, workers)
+        _store_all(wh, batches, dist.key, sync_id, result, line_errors, hold_seconds, workers)
+        line_errors[:0] = [f"line {n}: {msg}" for n, msg in csv_errors]
+    except Exception as exc:
+        result.success = False
+        result.errors.append(f"import stopped: {type(exc).__name__}: {exc}")
+        result.message = (f"Import failed after {result.stored} new of {result.fetched} leads read were stored: {exc}. "
+                          "Run it again: leads already stored are skipped.")
+        ingest.finish_sync(wh, sync_id, result)
+        raise
+    result.bad_lines = len(line_errors)
+    if line_errors:
+        shown = line_errors[:MAX_ERRORS_LISTED]
+        if len(line_errors) > len(shown):
+            shown.append(f"… and {len(line_errors) - len(shown)} more unreadable lines")
+        result.errors.extend(shown)
+        result.success = False
+    parts = [f"{result.stored} new of {result.fetched} leads read from {file.name} stored"]
+    if result.rejected:
+        parts.append(f"{result.rejected} rejected (see rejected_leads)")
+    if result.already_known:
+        parts.append(f"{result.already_known} already known")
+    if result.skipped_deleted:
+        parts.append(f"{result.skipped_deleted} deleted earlier, not brought back")
+    if line_errors:
+        parts.append(f"{len(line_errors)} unreadable line(s) skipped (see errors)")
+    result.message = "; ".join(parts)
+    result.seconds = round(time.perf_counter() - started, 3)
+    ingest.finish_sync(wh, sync_id, result)
+    return result
+
+
+def _prepared(jobs: Iterator[tuple], distributor: str, region: str, sync_id: str,
+              workers: int) -> Iterator[ingest.PreparedBatch]:
+    """Prepared batches in file order; with ``workers``, parsed in other processes, a few chunks ahead (bounded).
+
+    A job is ``(first line number, lines)`` or ``(path, start, end)`` (a byte range the worker reads itself)."""
+    if workers <= 0:
+        for job in jobs:
+            yield _prepare_args((*job, distributor, region, sync_id))
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork: the workers start in milliseconds with the parser already imported, and the caller's main module is
+    # not imported again (spawn would need an ``if __name__ == "__main__"`` guard in every script that imports).
+    # They are forked before this process opens the warehouse, and only parse (no warehouse, no locks).
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        pending: deque = deque()
+        ahead = workers + 1  # chunks in flight: memory stays bounded whatever the file size
+        for job in jobs:
+            pending.append(pool.submit(_prepare_args, (*job, distributor, region, sync_id)))
+            while len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _bulk_settings(wh: Warehouse, workers: int, done: bool = False) -> None:
+    """DuckDB, for this session: a bounded buffer pool and one checkpoint at the end (see ``DUCKDB_MEMORY_LIMIT``),
+    and one thread when worker processes already keep the cores busy (DuckDB's own threads would only add
+    overhead)."""
+    if wh.backend != "duckdb":
+        return
+    with wh.transaction() as conn:
+        if done:  # the checkpoint when the session closes uses every thread again
+            conn.execute("RESET threads")  # (the memory limit stays: the checkpoint would otherwise load it all)
+            return
+        conn.execute(f"SET checkpoint_threshold = '{DUCKDB_CHECKPOINT_EVERY}'")
+        conn.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+        if workers > 0:
+            conn.execute("SET threads = 1")
+
+
+def _store_all(wh: Warehouse, batches: Iterator[ingest.PreparedBatch], distributor: str, sync_id: str,
+               result: ImportResult, line_errors: list[str], hold_seconds: float, workers: int) -> None:
+    """Store batches in order, the warehouse held open for bursts of ``hold_seconds`` at most."""
+    it = iter(batches)
+    batch = next(it, None)
+    lines_before = 0  # input lines of the batches before this one (byte-range batches number their lines from 1)
+    while batch is not None:
+        with wh.session():
+            _bulk_settings(wh, workers)
+            ends = time.monotonic() + hold_seconds
+            while batch is not None:
+                line_errors.extend(f"line {lines_before + n}: {msg}" for n, msg in batch.errors or ())
+                lines_before += batch.lines
+                done = ingest.store_batch(wh, batch, distributor=distributor, sync_id=sync_id)
+                result.fetched += batch.read
+                result.stored += done.stored
+                result.rejected += done.rejected
+                result.skipped_deleted += done.skipped_deleted
+                result.already_known += batch.read - done.processed
+                batch = next(it, None)
+                if time.monotonic() >= ends:
+                    break
+            _bulk_settings(wh, workers, done=True)
+        if batch is not None and wh.backend == "duckdb":
+            time.sleep(YIELD_SECONDS)  # let another process waiting for the file take its turn

@@ -1,0 +1,42 @@
+"""``python -m benchmarks --quick --skip-dlt`` runs end to end and reports every part, with equal results across
+approaches (the full run is ``make bench``; see docs/performance.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.timeout(180)
+def test_quick_benchmark_report(tmp_path):
+    out = tmp_path / "report.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADS_") or k == "LEADS_TEST_POSTGRES_URL"}
+    env["LEADS_BENCH_CACHE"] = str(tmp_path / "cache")
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--skip-dlt", "--out", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=170)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert json.loads(proc.stdout) == report
+    for key in ("machine", "settings", "data", "p1_bulk", "p1_postgres", "p2_incremental", "p3_marts", "p5_graph",
+                "simulator", "webhooks", "equality", "targets", "all_equal"):
+        assert key in report, key
+    p1 = report["p1_bulk"]["2000"]
+    for approach in ("ours", "sql_baseline"):
+        assert p1[approach]["leads_per_s"] > 0 and p1[approach]["peak_rss_mb"] > 0
+    assert report["equality"]["duckdb_2000"][0]["same_lead_ids"] is True
+    assert report["equality"]["duckdb_2000"][0]["same_rejects"] is True
+    assert report["all_equal"] is True
+    assert report["p2_incremental"]["duckdb"]["ratio_large_to_small"] > 0
+    assert report["p3_marts"]["ours_s"] > 0 and report["p3_marts"]["bare_sql_s"] > 0
+    graph = report["p5_graph"]
+    assert graph["efficiency"]["wasted_requests"] == 0 and graph["efficiency"]["all_synced"] is True
+    assert graph["throttling"]["honoured"] is True
+    assert set(report["targets"]) >= {"duckdb_vs_sql_at_largest", "duckdb_vs_dlt", "peak_rss_mb_at_1m",
+                                      "postgres_vs_sql", "p2_ratio"}

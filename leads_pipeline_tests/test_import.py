@@ -1,0 +1,208 @@
+"""``leads-pipeline import``: Graph-API JSON lines (pages or one lead per line) and Meta's CSV export, through the
+sync's own parse / validate / dedupe / store path, on both backends."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from leads_pipeline.lib import distributors, importer, ingest
+from leads_pipeline.lib.security import generate_key
+from leads_pipeline_tests.test_ingest import MALFORMED, make_lead
+
+DIST = "msh-med-tour"
+CLI = str(Path(sys.executable).with_name("leads-pipeline"))
+
+
+@pytest.fixture
+def wh(warehouse, monkeypatch):
+    monkeypatch.setenv("LEADS_SECRET_KEY", generate_key())
+    distributors.add(warehouse, "MSH Med Tour", "token-123", key=DIST, region="TR")
+    return warehouse
+
+
+def rows(wh, sql, params=None):
+    with wh.transaction(read_only=True) as conn:
+        return conn.query(sql, params)
+
+
+def scalar(wh, sql, params=None):
+    with wh.transaction(read_only=True) as conn:
+        return conn.scalar(sql, params)
+
+
+def page(leads, after="QVFI", more=True):
+    paging = {"cursors": {"before": "QVFIb", "after": after}}
+    if more:
+        paging["next"] = f"https://graph.facebook.com/v25.0/333/leads?after={after}"
+    return {"data": leads, "paging": paging}
+
+
+def write_jsonl(path: Path, objects) -> Path:
+    path.write_text("".join(json.dumps(o, ensure_ascii=False) + "\n" for o in objects), encoding="utf-8")
+    return path
+
+
+def test_jsonl_pages_store_the_same_rows_as_a_sync(wh, tmp_path):
+    leads = [make_lead(i) for i in range(6)]
+    f = write_jsonl(tmp_path / "pages.jsonl", [page(leads[:3] + MALFORMED[:3]), page(leads[3:] + [leads[0]]),
+                                               page(MALFORMED[3:], more=False)])
+    result = importer.import_file(wh, f, DIST)
+    assert result.success, result.errors
+    assert (result.fetched, result.stored, result.rejected, result.already_known) == (13, 6, 6, 1)
+    assert set(result.seed_dict()) == {"success", "fetched", "stored", "errors", "message"}
+
+    # Exactly what land_raw_page + process_raw make of the same leads, in a second warehouse's tables.
+    imported = rows(wh, "SELECT * FROM leads ORDER BY meta_lead_id")
+    imported_rejects = rows(wh, "SELECT reject_key, meta_lead_id, reason, detail, form_id, page_id FROM rejected_leads "
+                                "ORDER BY reject_key")
+    with wh.transaction() as conn:
+        for table in ("leads", "rejected_leads", "raw_leads"):
+            conn.execute(f"DELETE FROM {table}")
+    ingest.land_raw_page(wh, sync_id="s", distributor=DIST, page_id=None, form_id=None,
+                         leads=leads + MALFORMED)
+    ingest.process_raw(wh, DIST, default_region="TR")
+    synced = rows(wh, "SELECT * FROM leads ORDER BY meta_lead_id")
+    skip = {"first_seen_at", "updated_at"}
+    assert [{k: v for k, v in r.items() if k not in skip} for r in imported] == \
+           [{k: v for k, v in r.items() if k not in skip} for r in synced]
+    assert imported_rejects == rows(wh, "SELECT reject_key, meta_lead_id, reason, detail, form_id, page_id "
+                                        "FROM rejected_leads ORDER BY reject_key")
+
+
+def test_jsonl_one_lead_per_line_keeps_the_text_as_received(wh, tmp_path):
+    f = tmp_path / "leads.ndjson"
+    lines = [json.dumps(make_lead(i), indent=None) for i in range(4)] + ["", json.dumps(MALFORMED[0])]
+    f.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = importer.import_file(wh, f, DIST)
+    assert (result.fetched, result.stored, result.rejected) == (5, 4, 1)
+    payload = scalar(wh, "SELECT payload FROM raw_leads WHERE raw_key = ?", ["900000000000002"])
+    assert json.loads(payload) == make_lead(2)
+    assert scalar(wh, "SELECT count(*) FROM raw_leads WHERE processed_at IS NULL") == 0
+    run = rows(wh, "SELECT * FROM sync_runs")[0]
+    assert run["trigger"] == "import" and run["success"] is True
+    assert (run["fetched"], run["stored"], run["rejected"]) == (5, 4, 1)
+
+
+def meta_export(path: Path, leads: list[dict], *, encoding="utf-8", delimiter=",") -> Path:
+    """A file shaped like Meta's lead download: id prefixes, a form_name column, p: phone prefix, one column per
+    question."""
+    questions: list[str] = []
+    for lead in leads:
+        for f in lead.get("field_data") or []:
+            if f["name"] not in questions:
+                questions.append(f["name"])
+    header = ["id", "created_time", "ad_id", "ad_name", "adset_id", "adset_name", "campaign_id", "campaign_name",
+              "form_id", "form_name", "is_organic", "platform", *questions, "lead_status"]
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter=delimiter)
+    w.writerow(header)
+    for lead in leads:
+        answers = {f["name"]: f["values"][0] for f in lead.get("field_data") or []}
+        if answers.get("phone_number"):
+            answers["phone_number"] = "p:" + answers["phone_number"]
+        w.writerow([f"l:{lead['id']}" if lead.get("id") else "", lead.get("created_time", ""),
+                    f"ag:{lead['ad_id']}" if lead.get("ad_id") else "", lead.get("ad_name", ""), "", "",
+                    "", "", f"f:{lead['form_id']}", "Hair Transplant", str(lead.get("is_organic", False)).lower(),
+                    lead.get("platform", ""), *[answers.get(q, "") for q in questions], "CREATED"])
+    data = buf.getvalue()
+    path.write_bytes(data.encode("utf-16") if encoding == "utf-16" else data.encode("utf-8"))
+    return path
+
+
+@pytest.mark.parametrize("encoding,delimiter", [("utf-8", ","), ("utf-16", "\t")])
+def test_meta_csv_export(wh, tmp_path, encoding, delimiter):
+    leads = [make_lead(i, field_data=[{"name": "full_name", "values": [f"Ayşe {i}"]},
+                                      {"name": "email", "values": [f"ayse{i}@example.com"]},
+                                      {"name": "phone_number", "values": ["+905321234567"]},
+                                      {"name": "what_is_your_budget?", "values": ["€2.000-€3.500"]}])
+             for i in range(3)]
+    bad = make_lead(9, field_data=[{"name": "full_name", "values": ["No Contact"]},
+                                   {"name": "email", "values": ["not-an-email"]}])
+    f = meta_export(tmp_path / "export.csv", leads + [bad], encoding=encoding, delimiter=delimiter)
+    result = importer.import_file(wh, f, DIST)
+    assert result.success, result.errors
+    assert (result.fetched, result.stored, result.rejected) == (4, 3, 1)
+    row = rows(wh, "SELECT * FROM leads WHERE meta_lead_id = ?", ["900000000000001"])[0]
+    assert row["form_id"] == "333333333333331" and row["full_name"] == "Ayşe 1"
+    assert row["email"] == "ayse1@example.com" and row["phone"] == "+905321234567"
+    assert json.loads(row["custom_fields"]) == {"what_is_your_budget?": ["€2.000-€3.500"]}
+    assert rows(wh, "SELECT reason FROM rejected_leads")[0]["reason"] == "no_contact"
+
+
+def test_reimport_stores_nothing_new_and_tombstones_stay_deleted(wh, tmp_path):
+    f = write_jsonl(tmp_path / "p.jsonl", [page([make_lead(i) for i in range(5)] + MALFORMED[:2], more=False)])
+    first = importer.import_file(wh, f, DIST)
+    assert (first.stored, first.rejected) == (5, 2)
+    again = importer.import_file(wh, f, DIST)
+    assert (again.fetched, again.stored, again.rejected, again.already_known) == (7, 0, 0, 7)
+    assert scalar(wh, "SELECT count(*) FROM leads") == 5
+    assert scalar(wh, "SELECT count(*) FROM rejected_leads") == 2
+
+    # A lead deleted on a privacy request never comes back, even when its raw row is gone too.
+    with wh.transaction() as conn:
+        conn.execute("DELETE FROM leads WHERE meta_lead_id = ?", ["900000000000003"])
+        conn.execute("DELETE FROM raw_leads")
+        conn.execute("INSERT INTO lead_tombstones (meta_lead_id, distributor, deleted_at) VALUES (?, ?, "
+                     "CURRENT_TIMESTAMP)", ["900000000000003", DIST])
+    third = importer.import_file(wh, f, DIST)
+    assert (third.stored, third.skipped_deleted) == (0, 1)
+    assert scalar(wh, "SELECT count(*) FROM leads WHERE meta_lead_id = ?", ["900000000000003"]) == 0
+    assert scalar(wh, "SELECT count(*) FROM sync_runs WHERE trigger = 'import'") == 3
+
+
+@pytest.mark.parametrize("workers,chunk_bytes", [(0, importer.CHUNK_BYTES), (2, 64)])
+def test_unreadable_lines_are_reported_with_their_numbers(wh, tmp_path, workers, chunk_bytes):
+    f = tmp_path / "mixed.jsonl"
+    f.write_text("\n".join([
+        json.dumps(page([make_lead(1)])),
+        '{"data": [ this is not json',
+        json.dumps(make_lead(2)),
+        '"just a string"',                       # valid JSON, not a lead: rejected with a reason
+        json.dumps({"data": "nope", "paging": {}}),
+        json.dumps(page([make_lead(3)], more=False)),
+    ]) + "\n", encoding="utf-8")
+    result = importer.import_file(wh, f, DIST, workers=workers, chunk_bytes=chunk_bytes)
+    assert not result.success
+    assert (result.stored, result.rejected) == (3, 1)
+    assert any(e.startswith("line 2: not valid JSON") for e in result.errors)
+    assert any(e.startswith("line 5:") for e in result.errors)
+    assert result.bad_lines == 2 and "2 unreadable line(s)" in result.message
+    reject = rows(wh, "SELECT reason, detail FROM rejected_leads")[0]
+    assert reject["reason"] == "bad_field_data" and "not a JSON object" in reject["detail"]
+    assert rows(wh, "SELECT success FROM sync_runs")[0]["success"] is False
+
+
+def test_unknown_distributor_and_missing_file_are_clear_errors(wh, tmp_path):
+    f = write_jsonl(tmp_path / "p.jsonl", [page([make_lead(1)])])
+    with pytest.raises(importer.ImportError_, match="distributors add"):
+        importer.import_file(wh, f, "nobody")
+    with pytest.raises(importer.ImportError_, match="no such file"):
+        importer.import_file(wh, tmp_path / "missing.jsonl", DIST)
+
+
+def test_parsing_in_worker_processes_gives_the_same_result(wh, tmp_path):
+    pages = [page([make_lead(p * 10 + i) for i in range(10)] + [make_lead(p * 10)]) for p in range(8)]
+    f = write_jsonl(tmp_path / "big.jsonl", pages + [page(MALFORMED, more=False)])
+    result = importer.import_file(wh, f, DIST, workers=2, chunk_bytes=4096)  # many small batches, in order
+    assert (result.fetched, result.stored, result.rejected) == (8 * 11 + len(MALFORMED), 80, len(MALFORMED))
+    assert scalar(wh, "SELECT count(*) FROM raw_leads") == 80 + len(MALFORMED)
+
+
+def test_cli_prints_the_seed_object(wh, tmp_path, monkeypatch):
+    monkeypatch.setenv("LEADS_WAREHOUSE_URL", wh.url)
+    f = write_jsonl(tmp_path / "p.jsonl", [page([make_lead(i) for i in range(3)], more=False)])
+    out = subprocess.run([CLI, "import", str(f), "--distributor", DIST], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"success": True, "fetched": 3, "stored": 3, "errors": [],
+                                      "message": "3 new of 3 leads read from p.jsonl stored"}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{oops\n", encoding="utf-8")
+    out = subprocess.run([CLI, "import", str(bad), "-d", DIST], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "line 1" in out.stdout
