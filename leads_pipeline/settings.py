@@ -6,6 +6,7 @@ the same values. Secrets are ``SecretStr`` so that printing or logging the setti
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -48,5 +49,10 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings (cached; tests call ``get_settings.cache_clear()`` after changing the env)."""
-    return Settings()
+    """The process-wide settings (cached; tests call ``get_settings.cache_clear()`` after changing the env).
+
+    ``LEADS_ENV_FILE`` names the dotenv file (default ``.env``; empty: none), so that tests and their subprocesses
+    never read the developer's sandbox settings.
+    """
+    env_file = os.environ.get("LEADS_ENV_FILE", ".env")
+    return Settings(_env_file=env_file or None)

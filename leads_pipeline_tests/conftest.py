@@ -15,6 +15,8 @@ import pytest
 # Nothing leaves this machine during tests: no Dagster telemetry upload, no Great Expectations analytics.
 os.environ["DAGSTER_DISABLE_TELEMETRY"] = "1"
 os.environ["GX_ANALYTICS_ENABLED"] = "False"
+# Never read the developer's .env (e.g. the sandbox settings `make demo` writes), here or in any subprocess.
+os.environ["LEADS_ENV_FILE"] = ""
 
 from leads_pipeline.lib.warehouse import Warehouse  # noqa: E402
 
@@ -30,7 +32,7 @@ def _isolated_settings(tmp_path, monkeypatch):
     from leads_pipeline.settings import get_settings
 
     for name in list(os.environ):
-        if name.startswith("LEADS_") and name != "LEADS_TEST_POSTGRES_URL":
+        if name.startswith("LEADS_") and name not in ("LEADS_TEST_POSTGRES_URL", "LEADS_ENV_FILE"):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LEADS_DATA_DIR", str(tmp_path / "data"))
@@ -91,3 +93,9 @@ def warehouse(warehouse_url) -> Warehouse:
     wh = Warehouse(warehouse_url)
     wh.migrate()
     return wh
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the scale tests last: they leave a Dagster test instance in a process-wide weak reference that a later
+    `defs()` evaluation in the same session trips over ("undefined DagsterInstance weakref")."""
+    items.sort(key=lambda item: "test_scale" in item.nodeid)
