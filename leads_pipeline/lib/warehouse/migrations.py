@@ -394,7 +394,7 @@ def _v4_postgres_indexes(d: Dialect) -> list[str]:
     ]
 
 
-def _v4_raw_payload_zstd(d: Dialect) -> list[str]:
+def _v5_raw_payload_zstd(d: Dialect) -> list[str]:
     """DuckDB: ``raw_leads.payload`` — by far the largest column — compressed with ZSTD.
 
     DuckDB otherwise analyses every compression method for it at each checkpoint; ZSTD halves the file and makes a
@@ -429,6 +429,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Dialect], list[str]]]] = [
     (2, "analytics marts, CRM contacts, notification outbox", _v2_marts),
     (3, "web auth", _v3_web_auth),
     (4, "PostgreSQL indexes for look-ups, deletes and the inbox", _v4_postgres_indexes),
+    (5, "DuckDB: raw_leads.payload compressed with ZSTD", _v5_raw_payload_zstd),
 ]
 
 
