@@ -142,7 +142,8 @@ def test_three_partition_runs_launched_at_once_on_duckdb_all_succeed(monkeypatch
         subprocess.Popen(
             [dagster, "asset", "materialize", "-m", "leads_pipeline.definitions", "--select", "raw_leads,leads",
              "--partition", key],
-            env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            # Not the repository: the dagster CLI loads a .env from its working directory (make demo writes one).
+            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         for key in box.keys
     ]

@@ -351,7 +351,8 @@ def _free_port() -> int:
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     """A subprocess in its own session (so that it and everything it spawns can be stopped together)."""
     with log.open("wb") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+        # Not the repository: the dagster CLIs load a .env from their working directory (make demo writes one).
+        return subprocess.Popen(args, cwd=log.parent, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 
 
