@@ -64,13 +64,22 @@ def browser(tmp_path):
 
 def _click_and_load(driver, element) -> None:
     """Click something that loads a new page, and wait until the new page is there."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     old_page = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 20).until(ec.staleness_of(old_page))
+
+    def old_page_gone(_driver) -> bool:
+        # Stale, or (Chrome under load) "node does not belong to the document": either way the page was replaced.
+        try:
+            old_page.is_enabled()
+        except WebDriverException:
+            return True
+        return False
+
+    WebDriverWait(driver, 20).until(old_page_gone)
     WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
