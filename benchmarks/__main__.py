@@ -58,7 +58,7 @@ def py(*args: str) -> list[str]:
 
 def new_warehouse(url: str) -> None:
     """Migrated, with the benchmark's distributor (default phone region TR)."""
-    from leads_pipeline.lib import distributors
+    from leads_pipeline.lib.distributors import registry as distributors
     from leads_pipeline.lib.warehouse import Warehouse
 
     wh = Warehouse(url)

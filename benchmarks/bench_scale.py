@@ -39,9 +39,9 @@ def run(sizes: list[int], single: int = 3) -> dict:
     import psycopg
 
     from leads_pipeline.defs.ingestion.batch import batch_run_config
-    from leads_pipeline.lib import distributors as registry
+    from leads_pipeline.lib.distributors import registry
     from leads_pipeline.lib.security import generate_key
-    from leads_pipeline.lib.simulator import Scenario, SimulatorServer
+    from leads_pipeline.simulator import Scenario, SimulatorServer
     from leads_pipeline.lib.warehouse import Warehouse
     from leads_pipeline.settings import get_settings
 

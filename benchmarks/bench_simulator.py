@@ -10,7 +10,7 @@ import time
 
 import requests
 
-from leads_pipeline.lib.simulator import Scenario, SimulatorServer
+from leads_pipeline.simulator import Scenario, SimulatorServer
 
 FIELDS = "id,created_time,ad_id,ad_name,adset_id,adset_name,campaign_id,campaign_name,form_id,is_organic,platform," \
          "field_data,custom_disclaimer_responses"

@@ -31,10 +31,11 @@ from pathlib import Path
 
 import requests
 
-from leads_pipeline.lib import distributors, inbox
+from leads_pipeline.lib.distributors import registry as distributors
+from leads_pipeline.lib.webhooks import inbox
 from leads_pipeline.lib.security import generate_key, sign
-from leads_pipeline.lib.simulator import Scenario, SimulatorServer
-from leads_pipeline.lib.sync import make_client
+from leads_pipeline.simulator import Scenario, SimulatorServer
+from leads_pipeline.lib.ingest.sync import make_client
 from leads_pipeline.lib.warehouse import Warehouse
 from leads_pipeline.settings import Settings
 

@@ -60,7 +60,7 @@ class _People:
     """A pool of people with their answers as the prefill gives them and as typed by hand."""
 
     def __init__(self, rng: random.Random, size: int = 6000):
-        from leads_pipeline.lib.simulator import data as D
+        from leads_pipeline.simulator import data as D
 
         self.items = []
         for _ in range(size):
@@ -76,7 +76,7 @@ class _People:
 
 
 def _forms(rng: random.Random):
-    from leads_pipeline.lib.simulator import data as D
+    from leads_pipeline.simulator import data as D
 
     forms = []
     for i, template in enumerate(D.TEMPLATES):
@@ -92,7 +92,7 @@ def _forms(rng: random.Random):
 
 
 def _answer(rng: random.Random, key: str, options, multi: bool) -> list[str]:
-    from leads_pipeline.lib.simulator import data as D
+    from leads_pipeline.simulator import data as D
 
     if options == "MONTHS":
         return [f"{rng.choice(D.MONTHS)} 2026"]

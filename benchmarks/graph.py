@@ -26,7 +26,7 @@ CLOCK_SPEEDUP = 30.0
 
 
 def _world(leads: int, **scenario):
-    from leads_pipeline.lib.simulator import Scenario
+    from leads_pipeline.simulator import Scenario
 
     pages, forms_per_page = scenario.pop("pages", 2), scenario.pop("forms_per_page", 2)
     per_form = max(1, leads // (pages * forms_per_page))
@@ -35,7 +35,7 @@ def _world(leads: int, **scenario):
 
 
 def _setup(sim, tmp: str):
-    from leads_pipeline.lib import distributors
+    from leads_pipeline.lib.distributors import registry as distributors
     from leads_pipeline.lib.security import generate_key
     from leads_pipeline.lib.warehouse import Warehouse
     from leads_pipeline.settings import get_settings
@@ -51,8 +51,8 @@ def _setup(sim, tmp: str):
 
 
 def efficiency(leads: int) -> dict:
-    from leads_pipeline.lib import sync
-    from leads_pipeline.lib.simulator import SimulatorServer
+    from leads_pipeline.lib.ingest import sync
+    from leads_pipeline.simulator import SimulatorServer
 
     with SimulatorServer(_world(leads)) as sim, tempfile.TemporaryDirectory(prefix="bench-graph-") as tmp:
         wh, keys = _setup(sim, tmp)
@@ -85,9 +85,9 @@ def efficiency(leads: int) -> dict:
 
 
 def throttling() -> dict:
-    from leads_pipeline.lib import sync
+    from leads_pipeline.lib.ingest import sync
     from leads_pipeline.lib.graph import GraphClient
-    from leads_pipeline.lib.simulator import FaultConfig, SimulatorServer
+    from leads_pipeline.simulator import FaultConfig, SimulatorServer
     from leads_pipeline.settings import get_settings
 
     window = 0.75 * 60.0 / CLOCK_SPEEDUP  # Meta's "regain access in 1 minute" is an upper bound: the window ends first

@@ -28,7 +28,8 @@ def _pages(n_pages: int, seed: int):
 
 
 def run(url: str, distributor: str, runs: int = 7) -> dict:
-    from leads_pipeline.lib import distributors, ingest
+    from leads_pipeline.lib.distributors import registry as distributors
+    from leads_pipeline.lib.ingest import store as ingest
     from leads_pipeline.lib.warehouse import Warehouse
 
     wh = Warehouse(url)

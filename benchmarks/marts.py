@@ -1,4 +1,4 @@
-"""P3, own process: ``lead_stats`` + ``conversion_funnel`` refreshed by ``leads_pipeline.lib.analytics`` over the
+"""P3, own process: ``lead_stats`` + ``conversion_funnel`` refreshed by ``leads_pipeline.lib.marts.analytics`` over the
 leads of a DuckDB warehouse plus synthetic interactions (status changes, calls/emails/SMS), against the same SQL
 run bare on one open connection (no wrapper, no reopening). Median of several refreshes.
 
@@ -36,7 +36,7 @@ UPDATE leads SET status = CASE hash(meta_lead_id) % 10 WHEN 0 THEN 'converted' W
 def run(db_path: str, interactions: int, runs: int = 3) -> dict:
     import duckdb
 
-    from leads_pipeline.lib import analytics
+    from leads_pipeline.lib.marts import analytics
     from leads_pipeline.lib.warehouse import Warehouse
 
     url = f"duckdb:///{db_path}"

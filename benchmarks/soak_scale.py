@@ -94,10 +94,10 @@ def run(distributors: int = 200, minutes: float = 15, *, interval: int = 5, batc
     os.environ["DAGSTER_DISABLE_TELEMETRY"] = "1"
     import dagster as dg
 
-    from leads_pipeline.lib import distributors as registry
-    from leads_pipeline.lib import sync
+    from leads_pipeline.lib.distributors import registry
+    from leads_pipeline.lib.ingest import sync
     from leads_pipeline.lib.security import generate_key
-    from leads_pipeline.lib.simulator import Scenario, SimulatorServer
+    from leads_pipeline.simulator import Scenario, SimulatorServer
     from leads_pipeline.lib.warehouse import Warehouse
     from leads_pipeline.settings import get_settings
 

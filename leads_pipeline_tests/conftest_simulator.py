@@ -20,7 +20,7 @@ import phonenumbers
 import pytest
 import requests
 
-from leads_pipeline.lib.simulator import FaultConfig, Scenario, SimulatorServer
+from leads_pipeline.simulator import FaultConfig, Scenario, SimulatorServer
 
 SMALL_SCENARIO = dict(seed=11, pages=2, forms_per_page=2, leads_per_form=60, extra_leads=40, malformed_rate=0.05)
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from leads_pipeline.lib import distributors
+from leads_pipeline.lib.distributors import registry as distributors
 from leads_pipeline.lib.security import generate_key
-from leads_pipeline.lib.simulator import SimulatorServer
+from leads_pipeline.simulator import SimulatorServer
 from leads_pipeline.lib.warehouse import Warehouse
 from leads_pipeline.settings import get_settings
 

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from leads_pipeline.lib import analytics
+from leads_pipeline.lib.marts import analytics
 
 WEEK_A = datetime(2026, 6, 2, 9, 0, tzinfo=UTC)  # a Tuesday; its cohort week is Monday 2026-06-01
 WEEK_B = datetime(2026, 6, 10, 9, 0, tzinfo=UTC)  # a Wednesday; cohort week Monday 2026-06-08
@@ -285,7 +285,7 @@ def test_stats_command(scripted, warehouse_url, monkeypatch):
 
 
 def test_per_lead_marts_are_erased_with_the_lead():
-    from leads_pipeline.lib.privacy import PERSONAL_DATA_TABLES
+    from leads_pipeline.lib.crm.privacy import PERSONAL_DATA_TABLES
 
     for table in ("lead_scores", "person_links", "lead_contact_matches", "notification_outbox"):
         assert (table, "meta_lead_id") in PERSONAL_DATA_TABLES

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from click.testing import CliRunner
 
-from leads_pipeline.lib.contacts import ContactsImportError, import_contacts, match_leads
+from leads_pipeline.lib.crm.contacts import ContactsImportError, import_contacts, match_leads
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

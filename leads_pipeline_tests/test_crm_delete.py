@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from leads_pipeline.lib import crm, privacy
+from leads_pipeline.lib import crm
+from leads_pipeline.lib.crm import privacy
 from leads_pipeline_tests.crm_fixtures import T0, add_user_sql, count, insert_leads, snapshot
 
 EMAIL = "zeynep.secret@example.org"

@@ -16,7 +16,8 @@ from leads_pipeline.definitions import defs
 from leads_pipeline.defs.ingestion.schedules import sync_due_distributors_schedule
 from leads_pipeline.defs.ingestion.sensors import distributor_partitions_sensor
 from leads_pipeline.defs.resources import WarehouseResource
-from leads_pipeline.lib import distributors, sync
+from leads_pipeline.lib.distributors import registry as distributors
+from leads_pipeline.lib.ingest import sync
 from leads_pipeline_tests.pipeline_fixtures import make_sandbox
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,7 +67,7 @@ def test_schedule_requests_runs_only_for_due_distributors(duckdb_url, monkeypatc
     wh = WarehouseResource(url=duckdb_url).get()
     due = distributors.add(wh, "Due Clinic", "EAAtoken-a", page_ids=["1"], interval=5)
     fresh = distributors.add(wh, "Fresh Clinic", "EAAtoken-b", page_ids=["2"], interval=60)
-    from leads_pipeline.lib import ingest
+    from leads_pipeline.lib.ingest import store as ingest
 
     sync_id = ingest.start_sync(wh, fresh.key, "test")
     ingest.finish_sync(wh, sync_id, sync.SyncResult(True, 0, 0, [], "ok"))

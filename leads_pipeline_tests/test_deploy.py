@@ -403,9 +403,9 @@ def test_daemon_on_postgres_runs_the_schedule_and_lands_the_leads(tmp_path, dags
     import dagster as dg
     import psycopg
 
-    from leads_pipeline.lib import distributors
+    from leads_pipeline.lib.distributors import registry as distributors
     from leads_pipeline.lib.security import generate_key
-    from leads_pipeline.lib.simulator import Scenario, SimulatorServer
+    from leads_pipeline.simulator import Scenario, SimulatorServer
     from leads_pipeline.lib.warehouse import Warehouse
     from leads_pipeline.settings import get_settings
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from leads_pipeline.lib import distributors
-from leads_pipeline.lib.distributors import DistributorError, DistributorNotFound, DuplicateDistributor
+from leads_pipeline.lib.distributors import registry as distributors
+from leads_pipeline.lib.distributors.registry import DistributorError, DistributorNotFound, DuplicateDistributor
 from leads_pipeline.lib.security import generate_key
 
 TOKEN = "EAAGm0PX4ZCpsBAKZCZAZBmS7wUl9sPq4ZBdYzZC7Q8ZDZD"

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from leads_pipeline.lib import distributors, importer, ingest
+from leads_pipeline.lib.distributors import registry as distributors
+from leads_pipeline.lib.ingest import importer
+from leads_pipeline.lib.ingest import store as ingest
 from leads_pipeline.lib.security import generate_key
 from leads_pipeline_tests.test_ingest import MALFORMED, make_lead
 

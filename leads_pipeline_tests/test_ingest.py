@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from leads_pipeline.lib import ingest
+from leads_pipeline.lib.ingest import store as ingest
 from leads_pipeline.lib.warehouse.connection import Conn
 
 FORM = "333333333333331"
@@ -301,8 +301,7 @@ def test_start_and_finish_sync(warehouse):
 
 
 def test_finish_open_syncs_closes_every_open_run(warehouse):
-    pytest.importorskip("leads_pipeline.lib.sync")
-    from leads_pipeline.lib.sync import ExtractResult
+    from leads_pipeline.lib.ingest.sync import ExtractResult
 
     stale = ingest.start_sync(warehouse, DIST, "dagster")  # died in its extract
     current = ingest.start_sync(warehouse, DIST, "dagster")
@@ -319,8 +318,7 @@ def test_finish_open_syncs_closes_every_open_run(warehouse):
 
 
 def test_finish_open_syncs_reports_a_fatal_extract(warehouse):
-    pytest.importorskip("leads_pipeline.lib.sync")
-    from leads_pipeline.lib.sync import ExtractResult
+    from leads_pipeline.lib.ingest.sync import ExtractResult
 
     sync_id = ingest.start_sync(warehouse, DIST, "dagster")
     ingest.record_extract(warehouse, sync_id, ExtractResult(errors=["token expired"], fatal="token expired"))

@@ -9,7 +9,7 @@ from email import message_from_bytes, policy
 import pytest
 from aiosmtpd.controller import Controller
 
-from leads_pipeline.lib.notifications import SmtpSettings, enqueue_new_leads, send_pending
+from leads_pipeline.lib.crm.notifications import SmtpSettings, enqueue_new_leads, send_pending
 
 
 class Inbox:

@@ -12,8 +12,9 @@ import threading
 import time
 
 
-from leads_pipeline.lib import crm, sync
-from leads_pipeline.lib.simulator import FaultConfig
+from leads_pipeline.lib import crm
+from leads_pipeline.lib.ingest import sync
+from leads_pipeline.simulator import FaultConfig
 from leads_pipeline_tests.crm_fixtures import add_user_sql
 from leads_pipeline_tests.pipeline_fixtures import make_sandbox
 from leads_pipeline_tests.reliability_fixtures import CLI, duplicate_counts, settings_env

@@ -22,9 +22,9 @@ import time
 
 import pytest
 
-from leads_pipeline.lib import sync
-from leads_pipeline.lib.simulator import FaultConfig, Scenario
-from leads_pipeline.lib.simulator.scenario import MALFORMED_KINDS
+from leads_pipeline.lib.ingest import sync
+from leads_pipeline.simulator import FaultConfig, Scenario
+from leads_pipeline.simulator.scenario import MALFORMED_KINDS
 from leads_pipeline_tests.pipeline_fixtures import make_sandbox
 from leads_pipeline_tests.reliability_fixtures import (
     CLI,

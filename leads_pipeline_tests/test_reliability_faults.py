@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from leads_pipeline.lib import sync
-from leads_pipeline.lib.simulator import FaultConfig
+from leads_pipeline.lib.ingest import sync
+from leads_pipeline.simulator import FaultConfig
 from leads_pipeline_tests.pipeline_fixtures import make_sandbox
 from leads_pipeline_tests.reliability_fixtures import duplicate_counts, settings_env
 

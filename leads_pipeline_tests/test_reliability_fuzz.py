@@ -20,7 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leads_pipeline.lib import ingest, parsing
+from leads_pipeline.lib.ingest import store as ingest
+from leads_pipeline.lib.ingest import parse as parsing
 from leads_pipeline.lib.security import sign
 from leads_pipeline.lib.warehouse import Warehouse
 from leads_pipeline_tests.reliability_fixtures import settings_env

@@ -1,7 +1,7 @@
 """A deleted lead never returns, and the aggregate marts hold no personal data.
 
 After ``crm.delete_lead``: a sync whose lookback re-reads every lead from Meta, a webhook replay of the lead's
-leadgen_id (received, then processed), and an import of a file holding it (when ``lib/importer.py`` exists) — the
+leadgen_id (received, then processed), and an import of a file holding it (when ``lib/ingest/importer.py`` exists) — the
 lead is absent from ``leads`` and its email, phone and name appear in no row of any table of the warehouse. The marts
 that need no PII (``lead_stats``, ``conversion_funnel``, ``lead_daily``) hold none of the leads' emails, phones or
 names. On DuckDB and PostgreSQL.
@@ -9,12 +9,14 @@ names. On DuckDB and PostgreSQL.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
 
-from leads_pipeline.lib import analytics, crm, inbox, sync
+from leads_pipeline.lib import crm
+from leads_pipeline.lib.marts import analytics
+from leads_pipeline.lib.webhooks import inbox
+from leads_pipeline.lib.ingest import sync
 from leads_pipeline.lib.security import sign
 from leads_pipeline.lib.warehouse import Warehouse
 from leads_pipeline_tests.pipeline_fixtures import make_sandbox
@@ -101,9 +103,7 @@ def test_a_deleted_lead_never_returns_by_sync_webhook_or_import(monkeypatch, sim
 
 def test_import_of_a_file_holding_a_deleted_lead_does_not_bring_it_back(monkeypatch, simulator_factory, tmp_path,
                                                                         warehouse_url):
-    if importlib.util.find_spec("leads_pipeline.lib.importer") is None:
-        pytest.skip("leads_pipeline/lib/importer.py (bulk import) does not exist yet: nothing to import through")
-    from leads_pipeline.lib import importer
+    from leads_pipeline.lib.ingest import importer
 
     sim = simulator_factory(pages=1, forms_per_page=1, leads_per_form=30, extra_leads=0)
     box = make_sandbox(monkeypatch, sim, warehouse_url)

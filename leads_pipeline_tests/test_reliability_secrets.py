@@ -25,7 +25,7 @@ import dagster as dg
 from cryptography.fernet import Fernet
 
 from leads_pipeline.lib.security import generate_key
-from leads_pipeline.lib.simulator import FaultConfig, Scenario
+from leads_pipeline.simulator import FaultConfig, Scenario
 from leads_pipeline.lib.warehouse import Warehouse
 from leads_pipeline_tests.reliability_fixtures import CLI, ServeProcess, files_under, find_secrets, settings_env
 

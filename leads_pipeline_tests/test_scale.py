@@ -18,9 +18,9 @@ from leads_pipeline.defs.ingestion.batch import (
 )
 from leads_pipeline.defs.ingestion.schedules import sync_due_batches_schedule, sync_due_distributors_schedule
 from leads_pipeline.defs.resources import WarehouseResource
-from leads_pipeline.lib import distributors
+from leads_pipeline.lib.distributors import registry as distributors
 from leads_pipeline.lib.security import generate_key
-from leads_pipeline.lib.simulator import FaultConfig
+from leads_pipeline.simulator import FaultConfig
 from leads_pipeline.settings import get_settings
 from leads_pipeline_tests.pipeline_fixtures import make_sandbox
 

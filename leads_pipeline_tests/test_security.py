@@ -215,7 +215,7 @@ def test_keys_generate_prints_a_usable_key():
 
 def test_keys_rotate_reencrypts_every_token(warehouse, monkeypatch):
     from leads_pipeline.commands.keys import keys
-    from leads_pipeline.lib import distributors
+    from leads_pipeline.lib.distributors import registry as distributors
     from leads_pipeline.settings import get_settings
 
     old, new = generate_key(), generate_key()

@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from leads_pipeline.lib.simulator import FaultConfig
+from leads_pipeline.simulator import FaultConfig
 from leads_pipeline_tests.conftest_simulator import Graph
 
 

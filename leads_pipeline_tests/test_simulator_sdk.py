@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from leads_pipeline.lib.simulator import FaultConfig, Scenario
+from leads_pipeline.simulator import FaultConfig, Scenario
 
 fb = pytest.importorskip("facebook_business")
 

@@ -11,7 +11,7 @@ from datetime import datetime
 import pytest
 import requests
 
-from leads_pipeline.lib.simulator import Scenario
+from leads_pipeline.simulator import Scenario
 from leads_pipeline_tests.conftest_simulator import Graph, all_manifest_leads
 
 

@@ -10,8 +10,8 @@ import phonenumbers
 import pytest
 import requests
 
-from leads_pipeline.lib.simulator import Scenario, Simulator, SimulatorServer
-from leads_pipeline.lib.simulator.validation import REASONS, classify_lead
+from leads_pipeline.simulator import Scenario, Simulator, SimulatorServer
+from leads_pipeline.simulator.validation import REASONS, classify_lead
 from leads_pipeline_tests.conftest_simulator import Graph, independent_reason
 
 FULL = ("id,created_time,ad_id,ad_name,adset_id,adset_name,campaign_id,campaign_name,form_id,is_organic,platform,"
@@ -259,9 +259,8 @@ def test_state_roundtrip():
 
 def test_ground_truth_agrees_with_the_pipeline_parser():
     """docs/lead-validation.md: a lead the simulator calls malformed is exactly a lead the parser rejects."""
-    parsing = pytest.importorskip("leads_pipeline.lib.parsing")
-    if not hasattr(parsing, "parse_lead"):
-        pytest.skip("leads_pipeline.lib.parsing.parse_lead is not available")
+    from leads_pipeline.lib.ingest import parse as parsing
+
     sim = Simulator(Scenario(seed=17, pages=3, forms_per_page=2, leads_per_form=400, malformed_rate=0.08,
                              invalid_contact_rate=0.1))
     disagreements = []

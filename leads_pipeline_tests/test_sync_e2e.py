@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from leads_pipeline.lib import sync
-from leads_pipeline.lib.simulator import FaultConfig, Scenario
+from leads_pipeline.lib.ingest import sync
+from leads_pipeline.simulator import FaultConfig, Scenario
 from leads_pipeline.lib.warehouse import Warehouse
 from leads_pipeline_tests.pipeline_fixtures import make_sandbox, sandbox  # noqa: F401 - fixture
 

@@ -22,7 +22,7 @@ from typing import Any
 import requests
 
 from leads_pipeline.lib import crm
-from leads_pipeline.lib import distributors as registry
+from leads_pipeline.lib.distributors import registry
 from leads_pipeline.lib.security import TokenCipher, generate_key
 from leads_pipeline.lib.warehouse import Warehouse
 from leads_pipeline.settings import Settings, get_settings

@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 
 from leads_pipeline.cli import main
-from leads_pipeline.lib import inbox
+from leads_pipeline.lib.webhooks import inbox
 from leads_pipeline_tests.test_webhook_support import (  # noqa: F401 - fixtures
     SAMPLE_DOC_NUMERIC,
     SAMPLE_POSTMAN,
@@ -55,7 +55,7 @@ def test_subscribe_with_a_page_token_and_with_a_broken_one(world, monkeypatch) -
     assert f"Page {manifest['pages'][0]['id']}: subscribed (leadgen)" in ok.output
     assert "https://<your host>/webhooks/meta" in ok.output
 
-    from leads_pipeline.lib import distributors
+    from leads_pipeline.lib.distributors import registry as distributors
 
     distributors.update(wh, key, token="EAAbrokentoken00000000000000000")
     broken = CliRunner().invoke(main, ["webhooks", "subscribe", key])

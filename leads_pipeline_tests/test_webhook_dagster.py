@@ -9,7 +9,7 @@ import pytest
 
 from leads_pipeline.defs.resources import GraphApiResource, WarehouseResource
 from leads_pipeline.defs.webhooks.sensors import webhook_inbox_sensor, webhook_leads, webhook_leads_job
-from leads_pipeline.lib import inbox
+from leads_pipeline.lib.webhooks import inbox
 from leads_pipeline_tests.test_webhook_support import (  # noqa: F401 - fixtures
     add_sim_distributor,
     configure,
@@ -111,7 +111,7 @@ def test_job_fails_clearly_on_a_distributor_wide_error(world, monkeypatch) -> No
     sim.advance(leads=1)
     assert sim.flush_webhooks(30)
     # the simulator no longer knows the token: 190 on every call
-    from leads_pipeline.lib import distributors
+    from leads_pipeline.lib.distributors import registry as distributors
 
     distributors.update(wh, key, token="EAAunknowntoken000000000000000")
     with dg.instance_for_test() as instance:

@@ -1,4 +1,4 @@
-"""The durable inbox (``leads_pipeline.lib.inbox``): parsing Meta's deliveries, storing, routing, group commit."""
+"""The durable inbox (``leads_pipeline.lib.webhooks.inbox``): parsing Meta's deliveries, storing, routing, group commit."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from leads_pipeline.lib import distributors, inbox
+from leads_pipeline.lib.distributors import registry as distributors
+from leads_pipeline.lib.webhooks import inbox
 from leads_pipeline.lib.security import generate_key
 from leads_pipeline_tests.test_webhook_support import (
     SAMPLE_DASHBOARD,

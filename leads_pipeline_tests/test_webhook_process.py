@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from leads_pipeline.lib import inbox
+from leads_pipeline.lib.webhooks import inbox
 from leads_pipeline.lib.graph import GraphError, TransientGraphError
 from leads_pipeline_tests.test_webhook_support import (  # noqa: F401 - fixtures
     SAMPLE_DASHBOARD,
@@ -174,7 +174,7 @@ def _lead(lead_id: str, email: str | None = "ayse@example.com") -> dict:
 
 @pytest.fixture
 def routed(warehouse, monkeypatch):
-    from leads_pipeline.lib import distributors
+    from leads_pipeline.lib.distributors import registry as distributors
     from leads_pipeline.lib.security import generate_key
 
     configure(monkeypatch, secret_key=generate_key())

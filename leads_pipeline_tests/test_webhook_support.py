@@ -19,10 +19,10 @@ import requests
 import uvicorn
 from starlette.applications import Starlette
 
-from leads_pipeline.lib import distributors
+from leads_pipeline.lib.distributors import registry as distributors
 from leads_pipeline.lib.graph import GraphClient
 from leads_pipeline.lib.security import generate_key, sign
-from leads_pipeline.lib.simulator import Scenario, SimulatorServer
+from leads_pipeline.simulator import Scenario, SimulatorServer
 from leads_pipeline.lib.warehouse import Warehouse
 from leads_pipeline.settings import get_settings
 from leads_pipeline.web.webhooks import close_writers, webhook_routes

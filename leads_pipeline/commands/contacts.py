@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from leads_pipeline.lib.contacts import ContactsImportError, import_contacts, match_leads
+from leads_pipeline.lib.crm.contacts import ContactsImportError, import_contacts, match_leads
 from leads_pipeline.lib.warehouse import connect
 
 

@@ -30,7 +30,7 @@ DEMO_DISTRIBUTORS = ["MSH Med Tour", "Anatolia Dental Care", "Berlin Hair Clinic
 
 def sandbox_scenario():
     """The sandbox world: 3 pages × 2 forms × 900 leads (about 5,400), more arriving in real time under ``dev``."""
-    from leads_pipeline.lib.simulator import Scenario
+    from leads_pipeline.simulator import Scenario
 
     return Scenario(seed=1, pages=3, forms_per_page=2, leads_per_form=900, extra_leads=None, arrival_rate=6.0)
 
@@ -84,7 +84,7 @@ def _running_simulator() -> bool:
 
 def start_sandbox(realtime: bool):
     """Start the sandbox simulator on 127.0.0.1:8765 unless one already answers there; returns the server or None."""
-    from leads_pipeline.lib.simulator import SimulatorServer
+    from leads_pipeline.simulator import SimulatorServer
 
     if _running_simulator():
         return None
@@ -92,7 +92,7 @@ def start_sandbox(realtime: bool):
 
 
 def _register_distributors(wh, manifest: dict) -> list[str]:
-    from leads_pipeline.lib import distributors
+    from leads_pipeline.lib.distributors import registry as distributors
 
     existing = {d.name: d.key for d in distributors.list_all(wh)}
     keys = []
@@ -125,7 +125,7 @@ def demo() -> None:
     finally:
         if server is not None:
             server.stop()
-    from leads_pipeline.lib.analytics import live_stats
+    from leads_pipeline.lib.marts.analytics import live_stats
 
     with wh.transaction(read_only=True) as conn:
         stats = live_stats(conn)

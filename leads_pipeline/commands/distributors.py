@@ -12,7 +12,7 @@ import sys
 import click
 
 from leads_pipeline.commands.common import echo_json, fail, warehouse
-from leads_pipeline.lib import distributors as registry
+from leads_pipeline.lib.distributors import registry
 from leads_pipeline.lib.security import SecretKeyError
 
 NEW_TOKEN_ENV = "LEADS_NEW_TOKEN"

@@ -22,7 +22,7 @@ def import_(path: Path, distributor: str, fmt: str, workers: int | None) -> None
     The leads go through the same parsing, validation, deduplication and storage as a sync: leads already in the
     warehouse are skipped, malformed ones land in rejected_leads with their reason, deleted ones never come back.
     Unreadable lines are listed with their line numbers (the exit status is then 1). Re-running is safe."""
-    from leads_pipeline.lib.importer import ImportError_, import_file
+    from leads_pipeline.lib.ingest.importer import ImportError_, import_file
 
     wh = warehouse()
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from leads_pipeline.commands.common import echo_json, fail, warehouse
-from leads_pipeline.lib import distributors
+from leads_pipeline.lib.distributors import registry as distributors
 from leads_pipeline.lib.security import SecretKeyError, TokenCipher, generate_key
 
 

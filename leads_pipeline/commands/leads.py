@@ -16,7 +16,7 @@ import click
 
 from leads_pipeline.commands.common import echo_json, fail, warehouse
 from leads_pipeline.lib import crm
-from leads_pipeline.lib.privacy import PrivacyConfigError
+from leads_pipeline.lib.crm.privacy import PrivacyConfigError
 from leads_pipeline.lib.warehouse import Warehouse, WarehouseError
 
 _ACTOR_KEY = "leads_pipeline.actor"

@@ -7,7 +7,7 @@ import threading
 
 import click
 
-from leads_pipeline.lib.simulator import Scenario, SimulatorServer
+from leads_pipeline.simulator import Scenario, SimulatorServer
 
 
 @click.group("simulator")
@@ -20,7 +20,7 @@ def simulator() -> None:
 @click.option("--port", default=8765, show_default=True, type=int, help="Port (0 = any free port).")
 @click.option("--seed", type=int, help="Same seed → same world (default: the scenario file's, else 1).")
 @click.option("--scenario", "scenario_file", type=click.Path(exists=True, dir_okay=False),
-              help="A JSON scenario file (see leads_pipeline.lib.simulator.Scenario); the options below override it.")
+              help="A JSON scenario file (see leads_pipeline.simulator.Scenario); the options below override it.")
 @click.option("--pages", type=int, help="Number of Facebook pages.")
 @click.option("--forms-per-page", type=int, help="Lead forms per page.")
 @click.option("--leads-per-form", type=int, help="Leads that exist in each form at start.")

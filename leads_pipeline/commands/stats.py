@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from leads_pipeline.lib.analytics import live_stats
+from leads_pipeline.lib.marts.analytics import live_stats
 from leads_pipeline.lib.warehouse import connect
 
 

@@ -7,7 +7,8 @@ import sys
 import click
 
 from leads_pipeline.commands.common import echo_json, fail, warehouse
-from leads_pipeline.lib import distributors, sync as sync_lib
+from leads_pipeline.lib.distributors import registry as distributors
+from leads_pipeline.lib.ingest import sync as sync_lib
 
 
 def _known(wh, key: str) -> None:

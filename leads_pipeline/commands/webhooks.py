@@ -7,10 +7,11 @@ from typing import Any
 import click
 
 from leads_pipeline.commands.common import echo_json, fail, warehouse
-from leads_pipeline.lib import distributors, inbox
+from leads_pipeline.lib.distributors import registry as distributors
+from leads_pipeline.lib.webhooks import inbox
 from leads_pipeline.lib.graph import REQUIRED_PERMISSIONS, GraphError
 from leads_pipeline.lib.graph.errors import TokenExpiredError, TokenInvalidError
-from leads_pipeline.lib.sync import make_client
+from leads_pipeline.lib.ingest.sync import make_client
 from leads_pipeline.settings import get_settings
 from leads_pipeline.web.webhooks import WEBHOOK_PATH
 

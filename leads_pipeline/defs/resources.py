@@ -5,7 +5,7 @@ import threading
 
 import dagster as dg
 
-from leads_pipeline.lib.sync import ClientFactory, make_client
+from leads_pipeline.lib.ingest.sync import ClientFactory, make_client
 from leads_pipeline.lib.warehouse import Warehouse, connect
 from leads_pipeline.settings import get_settings
 

@@ -28,8 +28,8 @@ from leads_pipeline.lib import crm
 from leads_pipeline.lib.crm.operations import MAX_TEXT
 from leads_pipeline.lib.crm.queries import MAX_PER_PAGE
 from leads_pipeline.lib.crm.users import find_user
-from leads_pipeline.lib import distributors as registry
-from leads_pipeline.lib.privacy import PrivacyConfigError
+from leads_pipeline.lib.distributors import registry
+from leads_pipeline.lib.crm.privacy import PrivacyConfigError
 from leads_pipeline.lib.security import SecretKeyError, TokenCipher
 from leads_pipeline.lib.warehouse import Warehouse, WarehouseError
 
@@ -543,14 +543,14 @@ async def run_exclusive(request: Request, key: str, what: str, fn: Callable[[], 
 
 
 def test_distributor(request: Request, key: str) -> dict[str, Any]:
-    from leads_pipeline.lib import sync
+    from leads_pipeline.lib.ingest import sync
 
     settings = request.app.state.settings
     return sync.test_connection(_wh(request), key, settings=settings)
 
 
 def sync_distributor(request: Request, key: str, trigger: str) -> dict[str, Any]:
-    from leads_pipeline.lib import sync
+    from leads_pipeline.lib.ingest import sync
 
     settings = request.app.state.settings
     return sync.sync_distributor(_wh(request), key, trigger=trigger, settings=settings).seed_dict()

@@ -30,7 +30,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from leads_pipeline.lib import crm
-from leads_pipeline.lib import distributors as registry
+from leads_pipeline.lib.distributors import registry
 from leads_pipeline.lib.crm.operations import MAX_TEXT
 
 from . import api, auth, openapi

@@ -20,7 +20,7 @@ A POST is answered in this order, and nothing is stored unless every check passe
 ====  ==========================================================================================================
 
 The write is durable before the 200: requests waiting at the same moment are committed together by one
-:class:`~leads_pipeline.lib.inbox.InboxWriter` per warehouse (group commit, one transaction each), off the event
+:class:`~leads_pipeline.lib.webhooks.inbox.InboxWriter` per warehouse (group commit, one transaction each), off the event
 loop. Logs carry counts and statuses only — never a body, a signature or a secret.
 """
 
@@ -38,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from leads_pipeline.lib import inbox
+from leads_pipeline.lib.webhooks import inbox
 from leads_pipeline.lib.security import redact, verify_signature
 from leads_pipeline.lib.warehouse import Warehouse, connect
 from leads_pipeline.settings import get_settings

@@ -6,7 +6,8 @@ import dagster as dg
 from leads_pipeline.defs.metadata import leads_preview, table_schema
 from leads_pipeline.defs.partitions import distributors_partitions
 from leads_pipeline.defs.resources import GraphApiResource, WarehouseResource
-from leads_pipeline.lib import ingest, sync
+from leads_pipeline.lib.ingest import store as ingest
+from leads_pipeline.lib.ingest import sync
 
 # Transient failures left after the client's own retries (network, 5xx, short throttling) get two more attempts.
 # Token and permission failures raise Failure(allow_retries=False): retrying cannot fix them.

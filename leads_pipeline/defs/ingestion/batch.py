@@ -37,7 +37,8 @@ import dagster as dg
 
 from leads_pipeline.defs.partitions import distributors_partitions
 from leads_pipeline.defs.resources import GraphApiResource, WarehouseResource
-from leads_pipeline.lib import ingest, sync
+from leads_pipeline.lib.ingest import store as ingest
+from leads_pipeline.lib.ingest import sync
 
 BATCH_JOB_NAME = "sync_batch_job"
 BATCH_OP_NAME = "sync_batch"

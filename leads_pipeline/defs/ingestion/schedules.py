@@ -29,7 +29,7 @@ from leads_pipeline.defs.ingestion.batch import (
     split_batches,
 )
 from leads_pipeline.defs.resources import WarehouseResource
-from leads_pipeline.lib import distributors
+from leads_pipeline.lib.distributors import registry as distributors
 
 TICK_SLACK = timedelta(seconds=60)  # the schedules' period: "* * * * *"
 

@@ -9,7 +9,7 @@ import dagster as dg
 
 from leads_pipeline.defs.partitions import distributors_partitions
 from leads_pipeline.defs.resources import WarehouseResource
-from leads_pipeline.lib import distributors
+from leads_pipeline.lib.distributors import registry as distributors
 
 
 @dg.sensor(

@@ -1,6 +1,6 @@
 """Marts for analysts, rebuilt from ``leads`` and staff activity: stats, funnel, daily series, scores, person links.
 
-Each mart is one set-based SQL refresh in ``leads_pipeline.lib.analytics`` that replaces the table in a single
+Each mart is one set-based SQL refresh in ``leads_pipeline.lib.marts.analytics`` that replaces the table in a single
 transaction. They refresh when any distributor's leads change, and every 15 minutes so that staff actions (which
 happen outside Dagster, in the CLI and the HTTP service) reach the numbers too.
 """
@@ -13,7 +13,9 @@ import dagster as dg
 
 from leads_pipeline.defs.metadata import table_schema
 from leads_pipeline.defs.resources import WarehouseResource
-from leads_pipeline.lib import analytics, contacts, notifications
+from leads_pipeline.lib.marts import analytics
+from leads_pipeline.lib.crm import contacts
+from leads_pipeline.lib.crm import notifications
 from leads_pipeline.lib.warehouse import Warehouse
 
 # Refresh when upstream leads change, and on a 15-minute tick for staff activity that Dagster does not see.

@@ -19,7 +19,8 @@ import dagster as dg
 from leads_pipeline.defs.metadata import leads_preview
 from leads_pipeline.defs.partitions import distributors_partitions
 from leads_pipeline.defs.resources import GraphApiResource, WarehouseResource
-from leads_pipeline.lib import inbox, ingest
+from leads_pipeline.lib.webhooks import inbox
+from leads_pipeline.lib.ingest import store as ingest
 
 WEBHOOK_JOB_NAME = "webhook_leads_job"
 _IN_FLIGHT = [

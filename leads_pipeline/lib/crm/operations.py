@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from leads_pipeline.lib import privacy
+from leads_pipeline.lib.crm import privacy
 from leads_pipeline.lib.warehouse import Conn, Warehouse
 
 from ._db import audit, audit_many, dumps, parse_when, utcnow

@@ -669,7 +669,8 @@ def process_inbox(
     permission problem the operator may fix) stay ``pending`` with ``attempt N/M failed: …`` in ``error`` until
     ``max_attempts``, then ``failed``. Never raises for a Graph API failure; ``fatal`` tells a distributor-wide one.
     """
-    from leads_pipeline.lib import distributors, ingest
+    from leads_pipeline.lib.distributors import registry as distributors
+    from leads_pipeline.lib.ingest import store as ingest
     from leads_pipeline.lib.graph import (
         GraphError,
         MissingPermissionError,

@@ -17,9 +17,9 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any
 
-from leads_pipeline.lib.simulator import data as D
-from leads_pipeline.lib.simulator.scenario import Scenario
-from leads_pipeline.lib.simulator.validation import classify_lead
+from leads_pipeline.simulator import data as D
+from leads_pipeline.simulator.scenario import Scenario
+from leads_pipeline.simulator.validation import classify_lead
 
 SK_BITS = 32
 SK_MASK = (1 << SK_BITS) - 1

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from leads_pipeline.lib.parsing import LEAD_COLUMNS, _jsonable, gc_paused, lead_key, parse_lead_row
+from leads_pipeline.lib.ingest.parse import LEAD_COLUMNS, _jsonable, gc_paused, lead_key, parse_lead_row
 from leads_pipeline.lib.warehouse import Conn, Warehouse
 
 __all__ = [
@@ -258,7 +258,7 @@ def finish_open_syncs(wh: Warehouse, distributor: str, processed: ProcessResult 
     are closed as failed, their landed leads having been processed with the newest. Returns the ``SyncResult`` of
     each run closed, oldest first.
     """
-    from leads_pipeline.lib.sync import ExtractResult, SyncResult, summarize  # the sync layer owns the message
+    from leads_pipeline.lib.ingest.sync import ExtractResult, SyncResult, summarize  # the sync layer owns the message
 
     with wh.transaction() as conn:
         rows = conn.query(

@@ -1,6 +1,6 @@
 """A Meta Graph API (Lead Ads) simulator: a real HTTP server, deterministic from a seed, wire-compatible with Meta.
 
-    from leads_pipeline.lib.simulator import Scenario, SimulatorServer, FaultConfig
+    from leads_pipeline.simulator import Scenario, SimulatorServer, FaultConfig
 
     with SimulatorServer(Scenario(seed=7, leads_per_form=50)) as sim:
         manifest = sim.manifest()          # app id/secret, tokens, pages, forms, ground-truth lead ids
@@ -13,12 +13,12 @@ Control endpoints (never faulted): ``GET /__simulator/manifest``, ``POST /__simu
 ``GET|POST|DELETE /__simulator/webhooks``, ``GET /__simulator/scenario``.
 """
 
-from leads_pipeline.lib.simulator.faults import FaultConfig
-from leads_pipeline.lib.simulator.scenario import Scenario
-from leads_pipeline.lib.simulator.server import SimulatorServer
-from leads_pipeline.lib.simulator.simulator import Simulator
-from leads_pipeline.lib.simulator.validation import classify_lead, email_is_valid, phone_is_valid
-from leads_pipeline.lib.simulator.webhooks import WebhookConfig, WebhookEmitter, sign
+from leads_pipeline.simulator.faults import FaultConfig
+from leads_pipeline.simulator.scenario import Scenario
+from leads_pipeline.simulator.server import SimulatorServer
+from leads_pipeline.simulator.simulator import Simulator
+from leads_pipeline.simulator.validation import classify_lead, email_is_valid, phone_is_valid
+from leads_pipeline.simulator.webhooks import WebhookConfig, WebhookEmitter, sign
 
 __all__ = [
     "FaultConfig",

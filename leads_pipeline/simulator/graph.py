@@ -15,10 +15,10 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from leads_pipeline.lib.simulator.faults import Decision
-from leads_pipeline.lib.simulator.fields import FieldSpec, FieldsSyntaxError, parse_fields
-from leads_pipeline.lib.simulator.scenario import VERSION_RE
-from leads_pipeline.lib.simulator.world import (
+from leads_pipeline.simulator.faults import Decision
+from leads_pipeline.simulator.fields import FieldSpec, FieldsSyntaxError, parse_fields
+from leads_pipeline.simulator.scenario import VERSION_RE
+from leads_pipeline.simulator.world import (
     DEFAULT_LEAD_FIELDS,
     LEAD_FIELDS_ORDER,
     SK_BITS,
@@ -31,7 +31,7 @@ from leads_pipeline.lib.simulator.world import (
 )
 
 if TYPE_CHECKING:
-    from leads_pipeline.lib.simulator.simulator import Simulator
+    from leads_pipeline.simulator.simulator import Simulator
 
 MAX_BATCH = 50
 JSON_CT = "application/json; charset=UTF-8"

@@ -28,11 +28,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from leads_pipeline.lib import distributors as distributor_registry
-from leads_pipeline.lib import ingest
+from leads_pipeline.lib.distributors import registry as distributor_registry
+from leads_pipeline.lib.ingest import store as ingest
 from leads_pipeline.lib.graph import GraphClient, GraphError
 from leads_pipeline.lib.graph.errors import MissingPermissionError, TokenExpiredError, TokenInvalidError
-from leads_pipeline.lib.parsing import parse_created_time_unix
+from leads_pipeline.lib.ingest.parse import parse_created_time_unix
 from leads_pipeline.lib.security import SecretKeyError
 from leads_pipeline.lib.warehouse import Warehouse
 from leads_pipeline.settings import Settings, get_settings

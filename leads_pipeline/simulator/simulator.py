@@ -13,11 +13,11 @@ from typing import Any
 
 import requests
 
-from leads_pipeline.lib.simulator.faults import FaultConfig, FaultEngine
-from leads_pipeline.lib.simulator.graph import GraphApp, GraphRequest, GraphResponse
-from leads_pipeline.lib.simulator.scenario import Scenario
-from leads_pipeline.lib.simulator.webhooks import WebhookConfig, WebhookEmitter
-from leads_pipeline.lib.simulator.world import Lead, World
+from leads_pipeline.simulator.faults import FaultConfig, FaultEngine
+from leads_pipeline.simulator.graph import GraphApp, GraphRequest, GraphResponse
+from leads_pipeline.simulator.scenario import Scenario
+from leads_pipeline.simulator.webhooks import WebhookConfig, WebhookEmitter
+from leads_pipeline.simulator.world import Lead, World
 
 PLATFORM_THROTTLES = (4, 17, 32, 613)
 

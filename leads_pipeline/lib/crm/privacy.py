@@ -65,7 +65,7 @@ def present_tables(conn: Conn) -> list[tuple[str, str]]:
         if column.lower() not in cols:
             raise PrivacyConfigError(
                 f"PERSONAL_DATA_TABLES names {table}.{column}, but {table} has no column {column}: fix the list in "
-                "leads_pipeline/lib/privacy.py (nothing was erased)."
+                "leads_pipeline/lib/crm/privacy.py (nothing was erased)."
             )
         present.append((table, column))
     return present

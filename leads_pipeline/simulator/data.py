@@ -14,7 +14,7 @@ import phonenumbers
 from phonenumbers import PhoneNumber, PhoneNumberFormat
 from phonenumbers.phonemetadata import PhoneMetadata
 
-from leads_pipeline.lib.simulator.validation import email_is_valid
+from leads_pipeline.simulator.validation import email_is_valid
 
 # --------------------------------------------------------------------------------------------------------------------
 # Names by culture: (weight, first names, last names, phone regions, e-mail domains, cities, country answer)
@@ -250,7 +250,7 @@ _INVALID_PHONES = ("12345", "0532 12", "555", "000000", "+90 123", "1234", "n/a"
 
 def invalid_phone(rng: random.Random, page_region: str) -> str:
     """A typed phone answer that is not a valid number (checked with ``phonenumbers``)."""
-    from leads_pipeline.lib.simulator.validation import phone_is_valid
+    from leads_pipeline.simulator.validation import phone_is_valid
 
     for _ in range(20):
         typed = rng.choice(_INVALID_PHONES)

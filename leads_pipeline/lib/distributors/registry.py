@@ -22,7 +22,7 @@ from typing import Any
 
 import phonenumbers
 
-from leads_pipeline.lib.parsing import normalise_email
+from leads_pipeline.lib.ingest.parse import normalise_email
 from leads_pipeline.lib.security import TokenCipher, TokenDecryptError, fingerprint
 from leads_pipeline.lib.warehouse import Conn, Warehouse
 

@@ -19,10 +19,10 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from leads_pipeline.lib.simulator.faults import FaultConfig
-from leads_pipeline.lib.simulator.graph import GraphRequest
-from leads_pipeline.lib.simulator.scenario import Scenario
-from leads_pipeline.lib.simulator.simulator import Simulator
+from leads_pipeline.simulator.faults import FaultConfig
+from leads_pipeline.simulator.graph import GraphRequest
+from leads_pipeline.simulator.scenario import Scenario
+from leads_pipeline.simulator.simulator import Simulator
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ Accepted files:
   ``f:`` id prefixes and ``p:`` phone prefix removed; empty answers left out).
 
 Each lead is keyed, deduplicated (the first occurrence wins), landed in ``raw_leads`` and parsed into ``leads`` /
-``rejected_leads`` by :func:`leads_pipeline.lib.ingest.prepare_batch` and :func:`~leads_pipeline.lib.ingest.store_batch`
+``rejected_leads`` by :func:`leads_pipeline.lib.ingest.store.prepare_batch` and :func:`~leads_pipeline.lib.ingest.store.store_batch`
 — the parser, rules and SQL of a sync, in batches of one transaction each. A lead already landed (by a sync, a
 webhook or an earlier import) is not stored again, and tombstoned (deleted) ids never come back. The run is recorded
 in ``sync_runs`` with trigger ``import``.
@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leads_pipeline.lib import ingest
+from leads_pipeline.lib.ingest import store as ingest
 from leads_pipeline.lib.warehouse import Warehouse
 
 __all__ = ["ImportError_", "ImportResult", "import_file", "detect_format", "csv_row_to_lead"]
@@ -347,7 +347,7 @@ def import_file(
     ``workers``: parsing processes (default: one per core when the file is large, else none).
     Raises :class:`ImportError_` when the file or the distributor cannot be used at all.
     """
-    from leads_pipeline.lib import distributors
+    from leads_pipeline.lib.distributors import registry as distributors
 
     started = time.perf_counter()
     file = Path(path)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leads_pipeline.lib.simulator.data import PAGE_REGIONS_DEFAULT
+from leads_pipeline.simulator.data import PAGE_REGIONS_DEFAULT
 
 DEFAULT_START_TIME = 1780272000  # 2026-06-01T00:00:00+0000
 VERSION_RE = re.compile(r"v\d+\.\d+")

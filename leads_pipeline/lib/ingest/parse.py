@@ -1,7 +1,7 @@
 """Lead JSON (as Meta's Graph API returns it) → a typed ``leads`` row, or a rejection with its reason.
 
 The rules are those of ``docs/lead-validation.md``, the same ones the simulator's ground truth applies
-(``leads_pipeline.lib.simulator.validation``): a lead is rejected with the *first* reason that applies —
+(``leads_pipeline.simulator.validation``): a lead is rejected with the *first* reason that applies —
 ``missing_id``, ``bad_id``, ``bad_created_time``, ``bad_field_data``, ``no_contact`` — and is otherwise valid, even
 when one of its two contact answers is unusable (that column is then NULL and the raw answer is kept in
 ``custom_fields["_invalid_email"]`` / ``["_invalid_phone"]``).

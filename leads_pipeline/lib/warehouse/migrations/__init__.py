@@ -1,0 +1,48 @@
+"""Versioned schema migrations, one file per version, applied in order and recorded in ``schema_migrations``.
+
+The schema is created and changed only here, never by hand: each ``vNNN_*.py`` has a ``NAME`` and a
+``statements(dialect)`` returning its SQL, so one definition serves DuckDB and PostgreSQL. A change to the schema is a
+new file added to :data:`MIGRATIONS`; a file that has shipped is never edited. Every table and column is documented in
+``docs/schema.md`` (SQL is the analysts' interface).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from ..dialect import Dialect
+from . import v001_core, v002_marts, v003_web_auth, v004_postgres_indexes, v005_raw_payload_zstd
+
+if TYPE_CHECKING:
+    from ..connection import Warehouse
+
+_FILES: list[ModuleType] = [v001_core, v002_marts, v003_web_auth, v004_postgres_indexes, v005_raw_payload_zstd]
+
+#: (version, name, statements) in the order they apply; the version is the file's number.
+MIGRATIONS: list[tuple[int, str, Callable[[Dialect], list[str]]]] = [
+    (int(m.__name__.rsplit(".", 1)[1][1:4]), m.NAME, m.statements) for m in _FILES
+]
+
+
+def apply_migrations(wh: Warehouse) -> list[int]:
+    """Apply every migration newer than the recorded version, each in its own transaction."""
+    applied: list[int] = []
+    with wh.transaction() as conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+            "applied_at TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+        )
+        done = {r["version"] for r in conn.query("SELECT version FROM schema_migrations")}
+    for version, name, build in MIGRATIONS:
+        if version in done:
+            continue
+        with wh.transaction() as conn:
+            if conn.scalar("SELECT count(*) FROM schema_migrations WHERE version = ?", [version]):
+                continue  # another process applied it meanwhile
+            for stmt in build(wh.dialect):
+                conn.execute(stmt)
+            conn.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
+        applied.append(version)
+    return applied
