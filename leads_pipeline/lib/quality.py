@@ -11,11 +11,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from leads_pipeline.lib.crm.rules import STATUSES
 from leads_pipeline.lib.warehouse import Warehouse
 
 E164_REGEX = r"^\+[1-9][0-9]{7,14}$"
 EMAIL_REGEX = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
-STATUSES = ["new", "assigned", "contacted", "converted", "rejected"]
 # The suite validates the newest leads only, so its cost does not grow with the table.
 GX_SAMPLE_ROWS = 50_000
 
@@ -103,7 +103,7 @@ def run_expectation_suite(wh: Warehouse) -> SuiteResult:
         gx.expectations.ExpectColumnValuesToMatchRegex(column="meta_lead_id", regex=r"^[0-9]+$"),
         gx.expectations.ExpectColumnValuesToMatchRegex(column="phone", regex=E164_REGEX),
         gx.expectations.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL_REGEX),
-        gx.expectations.ExpectColumnValuesToBeInSet(column="status", value_set=STATUSES),
+        gx.expectations.ExpectColumnValuesToBeInSet(column="status", value_set=list(STATUSES)),
     ):
         suite.add_expectation(expectation)
     validation = context.validation_definitions.add(gx.ValidationDefinition(name="leads", data=batch, suite=suite))

@@ -21,11 +21,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import re
 import threading
 from collections.abc import Iterable, Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+# The one redaction policy (secrets given, registered ones, token-shaped strings) lives with the Graph client, which
+# meets the most secret-bearing text; logs, errors and the webhook receiver use the same function.
+from leads_pipeline.lib.graph.redaction import MIN_SECRET_LENGTH as _MIN_SECRET_LENGTH
+from leads_pipeline.lib.graph.redaction import REDACTED, redact  # noqa: F401 - re-exported for callers of security
 
 __all__ = [
     "SecretKeyError",
@@ -43,10 +47,7 @@ __all__ = [
     "REDACTED",
 ]
 
-REDACTED = "[REDACTED]"
 SIGNATURE_PREFIX = "sha256="
-META_TOKEN_RE = re.compile(r"EAA[A-Za-z0-9]{20,}")
-_MIN_SECRET_LENGTH = 6  # shorter "secrets" would mask ordinary words and numbers
 
 GENERATE_HINT = "generate one with `leads-pipeline keys generate`"
 
@@ -167,18 +168,6 @@ def register_secret(secret: str | None) -> None:
 def registered_secrets() -> frozenset[str]:
     with _registered_lock:
         return frozenset(_registered)
-
-
-def redact(text: object, secrets: Iterable[str | None] = ()) -> str:
-    """``text`` as a string with each given secret, and anything shaped like a Meta token, replaced by [REDACTED]."""
-    out = str(text)
-    # Longest first, so a secret containing another is masked whole.
-    for secret in sorted({s for s in secrets if s and len(s) >= _MIN_SECRET_LENGTH}, key=len, reverse=True):
-        if secret in out:
-            out = out.replace(secret, REDACTED)
-    if "EAA" in out:
-        out = META_TOKEN_RE.sub(REDACTED, out)
-    return out
 
 
 class RedactingFilter(logging.Filter):

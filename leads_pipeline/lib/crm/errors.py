@@ -60,17 +60,16 @@ class InvalidTransition(CrmError, ValueError):
 class BulkInvalidTransition(InvalidTransition):
     """Some leads of a bulk status request cannot make the move.
 
-    ``groups`` lists ``(from_status, why, ids)``; ``ids`` is every offending lead id.
+    ``groups`` lists ``(from_status, why, ids)``; ``ids`` is every offending lead id; ``allowed``: where the first
+    group's status may go (the caller knows the rules; errors know none).
     """
 
-    def __init__(self, to_status: str, groups: Sequence[tuple[str, str, Sequence[str]]]):
-        from .rules import TRANSITIONS
-
+    def __init__(self, to_status: str, groups: Sequence[tuple[str, str, Sequence[str]]], allowed: Iterable[str] = ()):
         self.groups = [(f, why, list(ids)) for f, why, ids in groups]
         self.ids = [i for _, _, ids in self.groups for i in ids]
         self.from_status = self.groups[0][0]
         self.to_status = to_status
-        self.allowed = TRANSITIONS.get(self.from_status, ())
+        self.allowed = tuple(allowed)
         self.lead_id = None
         parts = [f"{_id_list(ids)} ({why})" for _, why, ids in self.groups]
         CrmError.__init__(

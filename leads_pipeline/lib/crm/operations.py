@@ -411,7 +411,8 @@ def bulk(wh: Warehouse, action: str, *, ids: str | Iterable[Any] | None = None,
                 if problem:
                     groups.setdefault((r["status"], problem), []).append(r["meta_lead_id"])
             if groups:
-                raise BulkInvalidTransition(to_status, [(f, why, i) for (f, why), i in groups.items()])
+                problems = [(f, why, i) for (f, why), i in groups.items()]
+                raise BulkInvalidTransition(to_status, problems, allowed_transitions(problems[0][0]))
         if dry_run or not rows:
             return BulkResult(len(rows), target_ids, action, dry_run)
         extra = {"bulk_id": f"bulk_{secrets.token_hex(6)}"}

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 REDACTED = "[REDACTED]"
+#: Shorter "secrets" would mask ordinary words and numbers.
+MIN_SECRET_LENGTH = 6
 
 #: Query/form parameters that carry credentials; stripped from ``paging`` links and redacted in text.
 SECRET_PARAMS = frozenset({"access_token", "appsecret_proof", "input_token", "client_secret", "fb_exchange_token"})
@@ -36,8 +38,9 @@ _PATTERNS = [
 def redact(text: object, secrets: Iterable[str | None] = ()) -> str:
     """``text`` as a string with every known secret and every token-like string replaced by ``[REDACTED]``."""
     out = str(text)
-    for secret in secrets:
-        if secret and len(secret) >= 4:
+    # Longest first, so that a secret containing another is masked whole.
+    for secret in sorted({s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True):
+        if secret in out:
             out = out.replace(secret, REDACTED)
     for pattern, repl in _PATTERNS:
         out = pattern.sub(repl, out)

@@ -23,9 +23,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from leads_pipeline.lib.crm.rules import STATUSES
 from leads_pipeline.lib.warehouse import Conn, Warehouse
 
-STATUSES = ("new", "assigned", "contacted", "converted", "rejected")
 ALL_DISTRIBUTORS = "__all__"
 
 
