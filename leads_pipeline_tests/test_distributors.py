@@ -236,6 +236,8 @@ def test_record_forms_upserts(warehouse):
 def test_remove_keeps_leads_but_drops_configuration(warehouse):
     distributors.add(warehouse, "MSH Med Tour", TOKEN)
     distributors.record_forms(warehouse, "msh-med-tour", [{"id": "333", "page_id": "1"}])
+    with warehouse.transaction(read_only=True) as conn:
+        assert conn.scalar("SELECT distributor FROM form_owners WHERE form_id = '333'") == "msh-med-tour"
     with warehouse.transaction() as conn:
         conn.execute("INSERT INTO sync_cursors VALUES ('msh-med-tour', '333', 1, CURRENT_TIMESTAMP)")
         conn.execute("INSERT INTO leads (meta_lead_id, distributor, created_time, first_seen_at, updated_at) "
@@ -244,6 +246,7 @@ def test_remove_keeps_leads_but_drops_configuration(warehouse):
     assert removed.key == "msh-med-tour"
     with warehouse.transaction(read_only=True) as conn:
         assert conn.scalar("SELECT count(*) FROM distributor_forms") == 0
+        assert conn.scalar("SELECT count(*) FROM form_owners") == 0  # its discovered form is released
         assert conn.scalar("SELECT count(*) FROM sync_cursors") == 0
         assert conn.scalar("SELECT count(*) FROM leads") == 1
     with pytest.raises(DistributorNotFound):

@@ -1,7 +1,9 @@
 """``leads-pipeline distributors``: add, list, change and remove the distributors whose leads are synced.
 
-A token should not be typed on the command line (shell history, process list): pipe it with ``--token-stdin``, or
-put it in ``LEADS_NEW_TOKEN`` for ``add``. Output is JSON; the token is never printed (only its fingerprint).
+A form belongs to one distributor at a time: ``--form-id`` claims it, and ``add``/``update`` refuse (exit 1, naming
+the other distributor) a form another distributor claims with ``--form-id``; ``forms KEY`` shows what a distributor
+owns. A token should not be typed on the command line (shell history, process list): pipe it with
+``--token-stdin``, or put it in ``LEADS_NEW_TOKEN`` for ``add``. Output is JSON; the token is never printed (only its fingerprint).
 """
 
 from __future__ import annotations
@@ -53,8 +55,8 @@ def distributors() -> None:
 @click.option("--token-stdin", is_flag=True, help="Read the access token from standard input.")
 @click.option("--page-id", "page_ids", multiple=True, help="A Facebook Page id to read (repeatable; default: "
               "every Page the token manages).")
-@click.option("--form-id", "form_ids", multiple=True, help="A lead form id to read (repeatable; default: every "
-              "form of the Pages).")
+@click.option("--form-id", "form_ids", multiple=True, help="A lead form id this distributor owns (repeatable; "
+              "default: every form of its Pages that no other distributor claims with --form-id).")
 @click.option("--region", default="TR", show_default=True, help="Country of phone numbers typed without +code.")
 @click.option("--interval", default=5, show_default=True, type=int, help="Minutes between scheduled syncs.")
 @click.option("--notify-email", help="Where to send new-lead notifications.")
@@ -86,8 +88,9 @@ def list_() -> None:
 @click.option("--token-stdin", is_flag=True, help="Read the new access token from standard input.")
 @click.option("--page-id", "page_ids", multiple=True, help="Replace the Page ids (repeatable).")
 @click.option("--clear-page-ids", is_flag=True, help="Read every Page the token manages.")
-@click.option("--form-id", "form_ids", multiple=True, help="Replace the form ids (repeatable).")
-@click.option("--clear-form-ids", is_flag=True, help="Read every form of the Pages.")
+@click.option("--form-id", "form_ids", multiple=True, help="Replace the form ids (repeatable); forms left out are "
+              "released.")
+@click.option("--clear-form-ids", is_flag=True, help="Read every form of the Pages no other distributor claims.")
 @click.option("--region", help="Country of phone numbers typed without +code.")
 @click.option("--interval", type=int, help="Minutes between scheduled syncs.")
 @click.option("--notify-email", help="Notification address ('' removes it).")
@@ -136,3 +139,21 @@ def remove(key) -> None:
         fail(str(exc))
     echo_json({"removed": removed.key, "distributor": removed.to_dict(),
                "message": f"Distributor {removed.key} removed; its leads stay. Its key is not reused."})
+
+
+@distributors.command("forms")
+@click.argument("key")
+def forms_(key) -> None:
+    """The lead forms a distributor owns (explicit = --form-id, discovered = seen on its Pages), with Meta's counts
+    and the forms whose oldest leads Meta no longer serves (import those from the Ads Manager export)."""
+    from leads_pipeline.lib.distributors import forms
+
+    wh = warehouse()
+    try:
+        registry.get(wh, key)
+    except registry.DistributorError as exc:
+        fail(str(exc))
+    with wh.transaction(read_only=True) as conn:
+        owned = forms.owned_form_details(conn, key)
+        warnings = forms.form_limit_warnings(conn, key)
+    echo_json({"key": key, "forms": owned, "warnings": warnings})
