@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from leads_pipeline.simulator import Scenario, Simulator, SimulatorServer
-from leads_pipeline.simulator.validation import REASONS, classify_lead
+from leads_pipeline.simulator.validation import NO_VALID_CONTACT, REASONS, classify_lead, lead_status
 from leads_pipeline_tests.conftest_simulator import Graph, independent_reason
 
 FULL = ("id,created_time,ad_id,ad_name,adset_id,adset_name,campaign_id,campaign_name,form_id,is_organic,platform,"
@@ -61,8 +61,9 @@ def test_manifest_shape_and_endpoint(simulator):
         assert set(page) >= {"id", "name", "access_token", "default_region", "forms"}
         ids.append(page["id"])
         for form in page["forms"]:
-            assert set(form) >= {"id", "name", "valid_lead_ids", "malformed_lead_ids", "malformed_without_id",
-                                 "malformed"}
+            assert set(form) >= {"id", "name", "locale", "valid_lead_ids", "no_contact_lead_ids",
+                                 "malformed_lead_ids", "malformed_without_id", "malformed"}
+            assert set(form["no_contact_lead_ids"]) <= set(form["valid_lead_ids"])
             ids.append(form["id"])
             ids += form["valid_lead_ids"] + form["malformed_lead_ids"]
             assert len(form["malformed"]) == len(form["malformed_lead_ids"]) + form["malformed_without_id"]
@@ -75,20 +76,26 @@ def test_manifest_shape_and_endpoint(simulator):
 
 
 def test_manifest_agrees_with_served_leads_and_the_validation_doc(simulator_factory):
-    """valid ids = served leads that satisfy docs/lead-validation.md (checked independently)."""
+    """valid ids = served leads docs/lead-validation.md calls leads (quarantine checked independently); of them,
+    no_contact ids = the leads stored with status 'rejected'."""
     server = simulator_factory(seed=3, pages=3, forms_per_page=2, leads_per_form=150, malformed_rate=0.06)
     manifest = server.manifest()
     g = Graph(server.base_url, manifest["user_token"])
     seen_reasons: Counter = Counter()
+    unreachable_total = 0
     for page in manifest["pages"]:
         for form in page["forms"]:
             served = g.all_leads(form["id"], fields=FULL, limit=100)
-            valid, malformed_ids, without = [], [], 0
+            valid, unreachable, malformed_ids, without = [], [], [], 0
             for lead in served:
                 reason = independent_reason(lead, page["default_region"])
-                assert reason == classify_lead(lead, page["default_region"])
+                assert reason == classify_lead(lead, page["default_region"], form["locale"])
                 if reason is None:
                     valid.append(lead["id"])
+                    status, why = lead_status(lead, page["default_region"], form["locale"])
+                    if status == "rejected":
+                        assert why == NO_VALID_CONTACT
+                        unreachable.append(lead["id"])
                 else:
                     seen_reasons[reason] += 1
                     if lead.get("id"):
@@ -96,9 +103,12 @@ def test_manifest_agrees_with_served_leads_and_the_validation_doc(simulator_fact
                     else:
                         without += 1
             assert valid == form["valid_lead_ids"]
+            assert unreachable == form["no_contact_lead_ids"]
             assert malformed_ids == form["malformed_lead_ids"]
             assert without == form["malformed_without_id"]
+            unreachable_total += len(unreachable)
     assert set(seen_reasons) == set(REASONS), seen_reasons
+    assert unreachable_total, "the generator still makes leads nobody can reach"
 
 
 def test_realistic_data(simulator_factory):
@@ -258,8 +268,9 @@ def test_state_roundtrip():
 
 
 def test_ground_truth_agrees_with_the_pipeline_parser():
-    """docs/lead-validation.md: a lead the simulator calls malformed is exactly a lead the parser rejects."""
+    """docs/lead-validation.md: the simulator's quarantine, statuses and contacts are exactly the parser's."""
     from leads_pipeline.lib.ingest import parse as parsing
+    from leads_pipeline.simulator.validation import contacts
 
     sim = Simulator(Scenario(seed=17, pages=3, forms_per_page=2, leads_per_form=400, malformed_rate=0.08,
                              invalid_contact_rate=0.1))
@@ -268,8 +279,14 @@ def test_ground_truth_agrees_with_the_pipeline_parser():
         hi = sim.world.visible_hi(form.sks)
         for lead in form.leads[:hi]:
             result = parsing.parse_lead(lead.obj, distributor="sim", page_id=form.page.id,
-                                        default_region=form.page.region)
-            reason = getattr(result, "reason", None) if isinstance(result, parsing.Rejection) else None
-            if reason != lead.reason:
-                disagreements.append((lead.id, lead.reason, reason))
+                                        default_region=form.page.region, form_locales={form.id: form.locale})
+            if isinstance(result, parsing.Rejection):
+                got = (result.reason, None, None, None)
+            else:
+                got = (None, result.status_reason, result.email, result.phone)
+            expected = (lead.reason, None, None, None)
+            if lead.reason is None:
+                expected = (None, lead.status_reason, *contacts(lead.obj, form.page.region, form.locale))
+            if got != expected:
+                disagreements.append((lead.id, expected, got))
     assert not disagreements

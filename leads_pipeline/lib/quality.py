@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from leads_pipeline.lib.crm.rules import STATUSES
+from leads_pipeline.lib.normalise import EMAIL_PATTERN
 from leads_pipeline.lib.warehouse import Warehouse
 
 E164_REGEX = r"^\+[1-9][0-9]{7,14}$"
-EMAIL_REGEX = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 # The suite validates the newest leads only, so its cost does not grow with the table.
 GX_SAMPLE_ROWS = 50_000
 
@@ -26,12 +26,15 @@ def duplicate_lead_ids(wh: Warehouse) -> int:
 
 
 def leads_missing_required(wh: Warehouse) -> int:
-    """Leads lacking an id, distributor or created_time, or with neither email nor phone."""
+    """Leads lacking an id, distributor or created_time, or with neither email nor phone and no reason recorded.
+
+    A lead without a usable contact is kept (status 'rejected', ``status_reason`` 'no valid contact', for staff to
+    review or reopen), so only such a lead *without* its reason breaks the rule."""
     with wh.transaction(read_only=True) as conn:
         return int(
             conn.scalar(
                 "SELECT count(*) FROM leads WHERE meta_lead_id IS NULL OR distributor IS NULL "
-                "OR created_time IS NULL OR (email IS NULL AND phone IS NULL)"
+                "OR created_time IS NULL OR (email IS NULL AND phone IS NULL AND status_reason IS NULL)"
             )
             or 0
         )
@@ -63,6 +66,26 @@ def stale_distributors(wh: Warehouse, now) -> list[dict[str, Any]]:
         if last is None or (now - last).total_seconds() > allowed:
             stale.append({"distributor": r["key"], "last_success": str(last) if last else None})
     return stale
+
+
+def form_completeness(wh: Warehouse) -> list[dict[str, Any]]:
+    """Per owned form with a count from Meta: ``leads_count`` (what Meta says the form collected), ``stored`` (its
+    rows in ``leads``, under any distributor) and ``quarantined`` (its rows in ``rejected_leads``), the owner and
+    ``expired_leads_count`` (leads past Meta's ~90 days). A form is short when stored + quarantined < leads_count."""
+    with wh.transaction(read_only=True) as conn:
+        return conn.query(
+            # Meta's counts as the discoveries recorded them (the highest: counts only grow).
+            "WITH seen AS (SELECT form_id, max(form_name) AS form_name, max(leads_count) AS leads_count, "
+            "max(expired_leads_count) AS expired_leads_count FROM distributor_forms GROUP BY form_id), "
+            "held AS (SELECT form_id, count(*) AS n FROM leads WHERE form_id IS NOT NULL GROUP BY form_id), "
+            "quarantined AS (SELECT form_id, count(*) AS n FROM rejected_leads WHERE form_id IS NOT NULL "
+            "GROUP BY form_id) "
+            "SELECT o.form_id, o.distributor, f.form_name, f.leads_count, f.expired_leads_count, "
+            "COALESCE(h.n, 0) AS stored, COALESCE(q.n, 0) AS quarantined "
+            "FROM form_owners o JOIN seen f ON f.form_id = o.form_id "
+            "LEFT JOIN held h ON h.form_id = o.form_id LEFT JOIN quarantined q ON q.form_id = o.form_id "
+            "WHERE f.leads_count IS NOT NULL ORDER BY o.distributor, o.form_id"
+        )
 
 
 @dataclass
@@ -102,7 +125,7 @@ def run_expectation_suite(wh: Warehouse) -> SuiteResult:
         gx.expectations.ExpectColumnValuesToNotBeNull(column="created_time"),
         gx.expectations.ExpectColumnValuesToMatchRegex(column="meta_lead_id", regex=r"^[0-9]+$"),
         gx.expectations.ExpectColumnValuesToMatchRegex(column="phone", regex=E164_REGEX),
-        gx.expectations.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL_REGEX),
+        gx.expectations.ExpectColumnValuesToMatchRegex(column="email", regex=f"^{EMAIL_PATTERN}$"),
         gx.expectations.ExpectColumnValuesToBeInSet(column="status", value_set=list(STATUSES)),
     ):
         suite.add_expectation(expectation)

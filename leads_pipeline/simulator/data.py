@@ -14,7 +14,7 @@ import phonenumbers
 from phonenumbers import PhoneNumber, PhoneNumberFormat
 from phonenumbers.phonemetadata import PhoneMetadata
 
-from leads_pipeline.simulator.validation import email_is_valid
+from leads_pipeline.simulator.validation import email_is_valid, phone_is_valid
 
 # --------------------------------------------------------------------------------------------------------------------
 # Names by culture: (weight, first names, last names, phone regions, e-mail domains, cities, country answer)
@@ -250,8 +250,6 @@ _INVALID_PHONES = ("12345", "0532 12", "555", "000000", "+90 123", "1234", "n/a"
 
 def invalid_phone(rng: random.Random, page_region: str) -> str:
     """A typed phone answer that is not a valid number (checked with ``phonenumbers``)."""
-    from leads_pipeline.simulator.validation import phone_is_valid
-
     for _ in range(20):
         typed = rng.choice(_INVALID_PHONES)
         if not phone_is_valid(typed, page_region):
@@ -262,6 +260,13 @@ def invalid_phone(rng: random.Random, page_region: str) -> str:
 # --------------------------------------------------------------------------------------------------------------------
 # People
 # --------------------------------------------------------------------------------------------------------------------
+
+
+# The country a person answers is the one their phone is from (an English-speaking person with a US mobile lives in
+# the United States): the country answer is a signal the phone rule reads (docs/lead-validation.md).
+COUNTRY_ANSWERS = {"TR": "Türkiye", "GB": "United Kingdom", "US": "United States", "DE": "Germany",
+                   "AE": "United Arab Emirates", "SA": "Saudi Arabia", "RU": "Russia", "NL": "Netherlands",
+                   "FR": "France"}
 
 
 @dataclass
@@ -307,8 +312,10 @@ def make_person(rng: random.Random, culture: Culture | None = None) -> Person:
         local = f"{lst}.{f}"
     email = f"{local}@{rng.choice(culture.domains)}"
     own_local = (first + "." + last).lower().replace(" ", "")
-    phone = random_mobile(rng, rng.choice(culture.phone_regions))
-    return Person(culture.name, first, last, email, phone, rng.choice(culture.cities), culture.country, own_local)
+    region = rng.choice(culture.phone_regions)
+    phone = random_mobile(rng, region)
+    country = COUNTRY_ANSWERS.get(region, culture.country)
+    return Person(culture.name, first, last, email, phone, rng.choice(culture.cities), country, own_local)
 
 
 def typed_email(rng: random.Random, email: str) -> str:
@@ -333,20 +340,27 @@ def typed_email(rng: random.Random, email: str) -> str:
     return typed
 
 
-def invalid_email(rng: random.Random, person: Person) -> str:
-    """An unusable e-mail answer (checked against the validity rule)."""
+def _clean_as_typed(answer: str) -> bool:
+    """Already a clean address once trimmed and lower-cased (no slip to repair): not what ``invalid_email`` is for."""
+    s = answer.strip().lower()
+    return s.isascii() and re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", s, re.ASCII) is not None
+
+
+def invalid_email(rng: random.Random, person: Person, unusable: bool = False) -> str:
+    """An e-mail answer typed wrong: a slip the rule repairs (a space inside, ``@@``, a comma for a dot) or an
+    unusable one (no TLD, no ``@``, the name's own letters); only unusable ones when ``unusable``."""
     local, domain = person.email.split("@", 1)
     candidates = [
         f"{local}@{domain.split('.')[0]}",           # no TLD
         f"{local}.{domain}",                         # no @
-        f"{local} @{domain}",                        # space inside
-        f"{local}@@{domain}",                        # two @
+        f"{local} @{domain}",                        # space inside (repaired)
+        f"{local}@@{domain}",                        # two @ (repaired)
         f"{person.raw_email_local}@{domain}",        # the name with its own letters (ş, ü...) or spaces
-        f"{local}@{domain.replace('.', ',')}",       # comma for dot
+        f"{local}@{domain.replace('.', ',')}",       # comma for dot (repaired)
     ]
     rng.shuffle(candidates)
     for cand in candidates:
-        if not email_is_valid(cand):
+        if not (email_is_valid(cand) if unusable else _clean_as_typed(cand)):
             return cand
     return local  # pragma: no cover
 

@@ -12,11 +12,12 @@ import json
 import time
 import urllib.parse
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from leads_pipeline.simulator.faults import Decision
 from leads_pipeline.simulator.fields import FieldSpec, FieldsSyntaxError, parse_fields
+from leads_pipeline.simulator.messages import GraphHost, GraphRequest, GraphResponse
 from leads_pipeline.simulator.scenario import VERSION_RE
 from leads_pipeline.simulator.world import (
     DEFAULT_LEAD_FIELDS,
@@ -30,11 +31,7 @@ from leads_pipeline.simulator.world import (
     iso,
 )
 
-if TYPE_CHECKING:
-    from leads_pipeline.simulator.simulator import Simulator
-
 MAX_BATCH = 50
-JSON_CT = "application/json; charset=UTF-8"
 BATCH_ITEM_CT = "text/javascript; charset=UTF-8"
 
 LEAD_KNOWN_FIELDS = frozenset(LEAD_FIELDS_ORDER) | {
@@ -133,32 +130,6 @@ def decode_cursor(cursor: str) -> int:
 
 
 @dataclass
-class GraphRequest:
-    method: str
-    path: str
-    query: list[tuple[str, str]]
-    params: dict[str, str]
-    token: str | None
-    token_in_query: bool
-    host: str
-    in_batch: bool = False
-
-
-@dataclass
-class GraphResponse:
-    status: int
-    body: bytes
-    route: str
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    content_type: str = JSON_CT
-    page_id: str | None = None
-    leads_served: int = 0
-    version: str | None = None
-    throttle: tuple[int, int] | None = None
-    trace_id: str = ""
-
-
-@dataclass
 class _Ctx:
     req: GraphRequest
     version: str | None
@@ -169,7 +140,7 @@ class _Ctx:
 
 
 class GraphApp:
-    def __init__(self, sim: Simulator):
+    def __init__(self, sim: GraphHost):
         self.sim = sim
         self.world = sim.world
         self.sc = sim.scenario

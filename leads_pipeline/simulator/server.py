@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from leads_pipeline.simulator.faults import FaultConfig
-from leads_pipeline.simulator.graph import GraphRequest
+from leads_pipeline.simulator.messages import GraphRequest
 from leads_pipeline.simulator.scenario import Scenario
 from leads_pipeline.simulator.simulator import Simulator
 

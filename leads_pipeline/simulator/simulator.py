@@ -14,7 +14,8 @@ from typing import Any
 import requests
 
 from leads_pipeline.simulator.faults import FaultConfig, FaultEngine
-from leads_pipeline.simulator.graph import GraphApp, GraphRequest, GraphResponse
+from leads_pipeline.simulator.graph import GraphApp
+from leads_pipeline.simulator.messages import GraphRequest, GraphResponse
 from leads_pipeline.simulator.scenario import Scenario
 from leads_pipeline.simulator.webhooks import WebhookConfig, WebhookEmitter
 from leads_pipeline.simulator.world import Lead, World

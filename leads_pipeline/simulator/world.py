@@ -19,7 +19,7 @@ from typing import Any
 
 from leads_pipeline.simulator import data as D
 from leads_pipeline.simulator.scenario import Scenario
-from leads_pipeline.simulator.validation import classify_lead
+from leads_pipeline.simulator.validation import classify_lead, lead_status
 
 SK_BITS = 32
 SK_MASK = (1 << SK_BITS) - 1
@@ -27,6 +27,9 @@ SK_MASK = (1 << SK_BITS) - 1
 LEAD_FIELDS_ORDER = ("id", "created_time", "ad_id", "ad_name", "adset_id", "adset_name", "campaign_id",
                      "campaign_name", "form_id", "is_organic", "platform", "field_data", "custom_disclaimer_responses")
 DEFAULT_LEAD_FIELDS = ("created_time", "id", "field_data")
+
+# Kinds of generated record that are leads nobody can reach: stored with status 'rejected' (docs/lead-validation.md).
+UNREACHABLE_KINDS = ("all_values_empty", "invalid_email_no_phone")
 
 _LOCALES = {"TR": "tr_TR", "DE": "de_DE", "GB": "en_GB", "US": "en_US", "NL": "nl_NL", "FR": "fr_FR", "RU": "ru_RU"}
 
@@ -36,9 +39,10 @@ def iso(ts: int) -> str:
 
 
 class Lead:
-    __slots__ = ("key", "ct", "sk", "id", "form", "ad", "obj", "reason", "organic", "cache", "kind")
+    __slots__ = ("key", "ct", "sk", "id", "form", "ad", "obj", "reason", "organic", "cache", "kind", "status_reason")
 
-    def __init__(self, key: int, ct: int, form: Form, ad: Ad | None, obj: dict, reason: str | None, kind: str | None):
+    def __init__(self, key: int, ct: int, form: Form, ad: Ad | None, obj: dict, reason: str | None, kind: str | None,
+                 status_reason: str | None = None):
         self.key = key
         self.ct = ct
         self.sk = (ct << SK_BITS) | key
@@ -47,7 +51,8 @@ class Lead:
         self.form = form
         self.ad = ad
         self.obj = obj
-        self.reason = reason
+        self.reason = reason  # quarantine reason (not a lead), or None
+        self.status_reason = status_reason  # 'no valid contact' for a lead stored with status 'rejected'
         self.organic = ad is None
         self.kind = kind
         self.cache: dict[tuple, str] = {}
@@ -272,11 +277,20 @@ class World:
         organic = rng.random() < sc.organic_rate or not form.ads
         ad = None if organic else rng.choice(form.ads)
         obj = self._lead_obj(rng, form, ad, ct, kind)
-        reason = classify_lead(obj, form.page.region) if kind else None
-        if kind and reason is None:  # pragma: no cover - a generator bug, never expected
-            raise AssertionError(f"malformed kind {kind} produced a valid lead")
+        # Leads generated without a kind are reachable by construction (one contact answer at most is typed wrong,
+        # and the phone is verified in the page's region, which the rule always tries): not classified, for speed.
+        reason = status_reason = None
+        if kind in UNREACHABLE_KINDS:
+            reason = classify_lead(obj, form.page.region, form.locale)
+            status_reason = lead_status(obj, form.page.region, form.locale)[1]
+            if reason is not None or status_reason is None:  # pragma: no cover - a generator bug, never expected
+                raise AssertionError(f"kind {kind} produced {reason or 'a reachable lead'}")
+        elif kind:
+            reason = classify_lead(obj, form.page.region, form.locale)
+            if reason is None:  # pragma: no cover - a generator bug, never expected
+                raise AssertionError(f"malformed kind {kind} produced a lead")
         self._key += 1
-        lead = Lead(self._key, ct, form, ad, obj, reason, kind)
+        lead = Lead(self._key, ct, form, ad, obj, reason, kind, status_reason)
         form.add(lead)
         if ad is not None:
             ad.add(lead)
@@ -316,7 +330,8 @@ class World:
             elif qtype == "LAST_NAME":
                 values = [person.last]
             elif qtype in ("EMAIL", "WORK_EMAIL"):
-                values = [D.invalid_email(rng, person) if bad_email else D.typed_email(rng, person.email)]
+                values = [D.invalid_email(rng, person, unusable=kind is not None) if bad_email
+                          else D.typed_email(rng, person.email)]
             elif qtype in ("PHONE", "WORK_PHONE_NUMBER"):
                 if kind == "invalid_email_no_phone":
                     if rng.random() < 0.5:
@@ -459,25 +474,30 @@ class World:
             return token
 
     def manifest(self) -> dict[str, Any]:
+        """Credentials and the ground truth of every visible lead, per form, newest first: ``valid_lead_ids`` are
+        the leads (rows of ``leads``), ``no_contact_lead_ids`` those of them stored with status 'rejected' (no valid
+        contact), ``malformed*`` the records quarantined in ``rejected_leads`` (with their reasons)."""
         with self.lock:
             pages = []
             for page in self.pages:
                 forms = []
                 for form in page.forms:
                     hi = self.visible_hi(form.sks)
-                    valid, bad_ids, without, malformed = [], [], 0, []
+                    valid, bad_ids, without, malformed, unreachable = [], [], 0, [], []
                     for lead in reversed(form.leads[:hi]):
                         if lead.reason is None:
                             valid.append(lead.id)
+                            if lead.status_reason is not None:
+                                unreachable.append(lead.id)
                         else:
                             malformed.append({"id": lead.id, "reason": lead.reason})
                             if lead.id is None:
                                 without += 1
                             else:
                                 bad_ids.append(lead.id)
-                    forms.append({"id": form.id, "name": form.name, "valid_lead_ids": valid,
-                                  "malformed_lead_ids": bad_ids, "malformed_without_id": without,
-                                  "malformed": malformed})
+                    forms.append({"id": form.id, "name": form.name, "locale": form.locale, "valid_lead_ids": valid,
+                                  "no_contact_lead_ids": unreachable, "malformed_lead_ids": bad_ids,
+                                  "malformed_without_id": without, "malformed": malformed})
                 pages.append({"id": page.id, "name": page.name, "access_token": page.access_token,
                               "default_region": page.region, "forms": forms})
             return {"app_id": self.app_id, "app_secret": self.app_secret, "user_token": self.user_token,

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leads_pipeline.lib.ingest.parse import normalise_email, normalise_phone  # the same normalisation as leads
+from leads_pipeline.lib.normalise import normalise_email, normalise_phone  # the same normalisation as leads
 from leads_pipeline.lib.warehouse import Warehouse
 
 

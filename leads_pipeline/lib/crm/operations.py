@@ -126,7 +126,8 @@ def _set_status(conn: Conn, rows: Sequence[Mapping[str, Any]], to_status: str, *
     )
     contact = ", first_contacted_at = COALESCE(first_contacted_at, ?)" if to_status == "contacted" else ""
     conn.execute(
-        f"UPDATE leads SET status = ?, status_changed_at = ?, updated_at = ?{contact} "
+        # status_reason explains the status the parser gave ('no valid contact'); a staff change replaces it.
+        f"UPDATE leads SET status = ?, status_reason = NULL, status_changed_at = ?, updated_at = ?{contact} "
         "WHERE meta_lead_id IN (SELECT meta_lead_id FROM crm_status)",
         [to_status, at, recorded_at] + ([at] if contact else []),
     )

@@ -8,11 +8,11 @@ operator at the command line, and the pipeline itself).
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from leads_pipeline.lib.normalise import is_email
 from leads_pipeline.lib.warehouse import Conn, Warehouse
 
 from ._db import audit, utcnow
@@ -20,7 +20,6 @@ from .errors import InvalidInput, PermissionDenied, UnknownUser, UserExists
 from .rules import authorize, check_role
 
 BUILTIN_ACTORS = ("cli", "system")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _USER_COLUMNS = "id, name, email, role, active, created_at"
 
 
@@ -43,9 +42,10 @@ class Principal:
         return self.email or self.id
 
 
-def normalise_email(email: str) -> str:
+def login_email(email: str) -> str:
+    """A user's email as they log in with it: trimmed and lower-cased, refused unless it is an address as typed."""
     e = (email or "").strip().lower()
-    if not _EMAIL.match(e):
+    if not is_email(e):
         raise InvalidInput(f"{email!r} is not an email address (name@example.com).")
     return e
 
@@ -96,7 +96,7 @@ def add_user(wh: Warehouse, name: str, email: str, role: str, *, actor: Any = "c
     name = (name or "").strip()
     if not name:
         raise InvalidInput("A user needs a name.")
-    email_n = normalise_email(email)
+    email_n = login_email(email)
     role = check_role(role)
     now = utcnow()
     with wh.transaction() as conn:
