@@ -1,7 +1,7 @@
 """P2, own process: one new page of 100 leads landed and processed — the warehouse work of an incremental sync —
 into a warehouse that already holds N leads. Median of several pages; each page is one ``Warehouse.session`` (open,
-land with the cursor, parse and store, close), exactly as ``sync_distributor`` does it. Also without the session
-(one open per transaction, the previous behaviour), for comparison.
+land, parse and store with the cursor in one transaction, close), exactly as ``sync_distributor`` does it for a page
+that arrives alone. Also without the session (the transaction opens the file itself), for comparison.
 
     python -m benchmarks.incremental WAREHOUSE_URL DISTRIBUTOR [RUNS]
 """
@@ -29,7 +29,8 @@ def _pages(n_pages: int, seed: int):
 
 def run(url: str, distributor: str, runs: int = 7) -> dict:
     from leads_pipeline.lib.distributors import registry as distributors
-    from leads_pipeline.lib.ingest import store as ingest
+    from leads_pipeline.lib.ingest.land import land_page
+    from leads_pipeline.lib.ingest.runs import new_sync_id
     from leads_pipeline.lib.warehouse import Warehouse
 
     wh = Warehouse(url)
@@ -39,17 +40,15 @@ def run(url: str, distributor: str, runs: int = 7) -> dict:
     form = "333333333333300"
 
     def one(page: list, session: bool) -> float:
-        sync_id = ingest.new_sync_id()
+        sync_id = new_sync_id()
         t = time.perf_counter()
         if session:
             with wh.session():
-                ingest.land_raw_page(wh, sync_id=sync_id, distributor=distributor, page_id=None, form_id=form,
-                                     leads=page, cursor=int(time.time()))
-                result = ingest.process_raw(wh, distributor, default_region=region)
+                result = land_page(wh, sync_id=sync_id, distributor=distributor, default_region=region, page_id=None,
+                                   form_id=form, leads=page, cursor=int(time.time()))
         else:
-            ingest.land_raw_page(wh, sync_id=sync_id, distributor=distributor, page_id=None, form_id=form,
-                                 leads=page, cursor=int(time.time()))
-            result = ingest.process_raw(wh, distributor, default_region=region)
+            result = land_page(wh, sync_id=sync_id, distributor=distributor, default_region=region, page_id=None,
+                               form_id=form, leads=page, cursor=int(time.time()))
         elapsed = time.perf_counter() - t
         assert result.stored == len(page), result
         return elapsed * 1000

@@ -14,9 +14,9 @@ import pytest
 
 from leads_pipeline.lib.distributors import registry as distributors
 from leads_pipeline.lib.ingest import importer
-from leads_pipeline.lib.ingest import store as ingest
+from leads_pipeline.lib.ingest.land import land_page
 from leads_pipeline.lib.security import generate_key
-from leads_pipeline_tests.test_ingest import MALFORMED, make_lead
+from leads_pipeline_tests.test_ingest import MALFORMED, NO_CONTACT, make_lead
 
 DIST = "msh-med-tour"
 CLI = str(Path(sys.executable).with_name("leads-pipeline"))
@@ -54,24 +54,23 @@ def write_jsonl(path: Path, objects) -> Path:
 def test_jsonl_pages_store_the_same_rows_as_a_sync(wh, tmp_path):
     leads = [make_lead(i) for i in range(6)]
     f = write_jsonl(tmp_path / "pages.jsonl", [page(leads[:3] + MALFORMED[:3]), page(leads[3:] + [leads[0]]),
-                                               page(MALFORMED[3:], more=False)])
+                                               page(MALFORMED[3:] + NO_CONTACT, more=False)])
     result = importer.import_file(wh, f, DIST)
     assert result.success, result.errors
-    assert (result.fetched, result.stored, result.rejected, result.already_known) == (13, 6, 6, 1)
+    assert (result.fetched, result.stored, result.rejected, result.already_known) == (13, 8, 4, 1)
     assert set(result.seed_dict()) == {"success", "fetched", "stored", "errors", "message"}
 
-    # Exactly what land_raw_page + process_raw make of the same leads, in a second warehouse's tables.
+    # Exactly what a sync's landing of the same leads makes of them (the run that stored them aside).
     imported = rows(wh, "SELECT * FROM leads ORDER BY meta_lead_id")
     imported_rejects = rows(wh, "SELECT reject_key, meta_lead_id, reason, detail, form_id, page_id FROM rejected_leads "
                                 "ORDER BY reject_key")
     with wh.transaction() as conn:
         for table in ("leads", "rejected_leads", "raw_leads"):
             conn.execute(f"DELETE FROM {table}")
-    ingest.land_raw_page(wh, sync_id="s", distributor=DIST, page_id=None, form_id=None,
-                         leads=leads + MALFORMED)
-    ingest.process_raw(wh, DIST, default_region="TR")
+    land_page(wh, sync_id="s", distributor=DIST, default_region="TR", page_id=None, form_id=None,
+              leads=leads + MALFORMED + NO_CONTACT)
     synced = rows(wh, "SELECT * FROM leads ORDER BY meta_lead_id")
-    skip = {"first_seen_at", "updated_at"}
+    skip = {"first_seen_at", "updated_at", "sync_id"}
     assert [{k: v for k, v in r.items() if k not in skip} for r in imported] == \
            [{k: v for k, v in r.items() if k not in skip} for r in synced]
     assert imported_rejects == rows(wh, "SELECT reject_key, meta_lead_id, reason, detail, form_id, page_id "
@@ -130,12 +129,13 @@ def test_meta_csv_export(wh, tmp_path, encoding, delimiter):
     f = meta_export(tmp_path / "export.csv", leads + [bad], encoding=encoding, delimiter=delimiter)
     result = importer.import_file(wh, f, DIST)
     assert result.success, result.errors
-    assert (result.fetched, result.stored, result.rejected) == (4, 3, 1)
+    assert (result.fetched, result.stored, result.rejected) == (4, 4, 0)  # no contact: a lead, status rejected
     row = rows(wh, "SELECT * FROM leads WHERE meta_lead_id = ?", ["900000000000001"])[0]
     assert row["form_id"] == "333333333333331" and row["full_name"] == "Ayşe 1"
     assert row["email"] == "ayse1@example.com" and row["phone"] == "+905321234567"
     assert json.loads(row["custom_fields"]) == {"what_is_your_budget?": ["€2.000-€3.500"]}
-    assert rows(wh, "SELECT reason FROM rejected_leads")[0]["reason"] == "no_contact"
+    unreachable = rows(wh, "SELECT status, status_reason FROM leads WHERE meta_lead_id = ?", ["900000000000009"])[0]
+    assert unreachable["status"] == "rejected" and unreachable["status_reason"]
 
 
 def test_reimport_stores_nothing_new_and_tombstones_stay_deleted(wh, tmp_path):

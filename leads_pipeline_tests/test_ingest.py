@@ -1,4 +1,7 @@
-"""The warehouse writes of a sync — landing, cursors, leads/rejected_leads, sync runs — on both backends."""
+"""The warehouse writes of a sync — landing, cursors, leads/rejected_leads, recovery, sync runs — on both backends.
+
+Raw landing without storing (``land_raw_page``) followed by ``process_raw`` is the recovery path (rows a run landed
+but did not store); ``land_page`` is what a sync does per page (land and store in one transaction)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from leads_pipeline.lib.ingest import store as ingest
+from leads_pipeline.lib.ingest import land as landing
+from leads_pipeline.lib.ingest import runs, store
 from leads_pipeline.lib.warehouse.connection import Conn
 
 FORM = "333333333333331"
@@ -36,18 +40,21 @@ MALFORMED = [
     {"id": "lead_42", "created_time": "2026-06-01T12:00:00+0000", "field_data": []},       # bad_id
     make_lead(500, created_time="2026-06-01 12:00:00"),                                    # bad_created_time
     make_lead(501, field_data=None),                                                       # bad_field_data
-    make_lead(502, field_data=[{"name": "email", "values": [""]}]),                        # no_contact
-    make_lead(503, field_data=[{"name": "email", "values": ["nope@gmail"]}]),              # no_contact
+]
+# Leads without a usable contact are leads (status 'rejected' with a reason, for staff to see), not rejects.
+NO_CONTACT = [
+    make_lead(502, field_data=[{"name": "email", "values": [""]}]),
+    make_lead(503, field_data=[{"name": "email", "values": ["nope@gmail"]}]),
 ]
 
 
 def land(wh, leads, sync_id="s1", cursor=None, form_id=FORM):
-    return ingest.land_raw_page(wh, sync_id=sync_id, distributor=DIST, page_id="111", form_id=form_id, leads=leads,
+    return landing.land_raw_page(wh, sync_id=sync_id, distributor=DIST, page_id="111", form_id=form_id, leads=leads,
                                 cursor=cursor)
 
 
 def process(wh, **kwargs):
-    return ingest.process_raw(wh, DIST, default_region="TR", **kwargs)
+    return store.process_raw(wh, DIST, default_region="TR", **kwargs)
 
 
 def q(wh, sql, params=None):
@@ -82,10 +89,10 @@ def test_landing_the_same_page_twice_stores_it_once(warehouse):
 
 def test_leads_landed_long_ago_are_still_deduplicated(warehouse, monkeypatch):
     land(warehouse, [make_lead(1), make_lead(2)])
-    monkeypatch.setattr(ingest, "RECENT_ROWS", 0)  # as if many rows had been landed since
+    monkeypatch.setattr(landing, "RECENT_ROWS", 0)  # as if many rows had been landed since
     assert land(warehouse, [make_lead(2), make_lead(3)], sync_id="s2", cursor=1780000000) == 1
     assert scalar(warehouse, "SELECT count(*) FROM raw_leads") == 3
-    assert ingest.get_cursor(warehouse, DIST, FORM) == 1780000000
+    assert landing.get_cursor(warehouse, DIST, FORM) == 1780000000
 
 
 def test_duplicate_lead_within_one_page_is_landed_once(warehouse):
@@ -93,18 +100,18 @@ def test_duplicate_lead_within_one_page_is_landed_once(warehouse):
 
 
 def test_cursor_moves_only_with_the_flagged_page_and_never_back(warehouse):
-    assert ingest.get_cursor(warehouse, DIST, FORM) is None
+    assert landing.get_cursor(warehouse, DIST, FORM) is None
     land(warehouse, [make_lead(1)])  # first page of a pagination: no cursor
     land(warehouse, [make_lead(2)])
-    assert ingest.get_cursor(warehouse, DIST, FORM) is None
+    assert landing.get_cursor(warehouse, DIST, FORM) is None
     land(warehouse, [make_lead(3)], cursor=1780000300)  # the last page carries it
-    assert ingest.get_cursor(warehouse, DIST, FORM) == 1780000300
+    assert landing.get_cursor(warehouse, DIST, FORM) == 1780000300
     land(warehouse, [make_lead(3)], cursor=1780000100)  # an older cursor (lookback re-read): no step back
-    assert ingest.get_cursor(warehouse, DIST, FORM) == 1780000300
+    assert landing.get_cursor(warehouse, DIST, FORM) == 1780000300
     land(warehouse, [], cursor=1780000900)  # an empty last page still moves it
-    assert ingest.get_cursor(warehouse, DIST, FORM) == 1780000900
-    assert ingest.get_cursor(warehouse, DIST, "other-form") is None
-    assert ingest.get_cursor(warehouse, "other-distributor", FORM) is None
+    assert landing.get_cursor(warehouse, DIST, FORM) == 1780000900
+    assert landing.get_cursor(warehouse, DIST, "other-form") is None
+    assert landing.get_cursor(warehouse, "other-distributor", FORM) is None
 
 
 def test_cursor_and_page_commit_together(warehouse, monkeypatch):
@@ -120,9 +127,9 @@ def test_cursor_and_page_commit_together(warehouse, monkeypatch):
         land(warehouse, [make_lead(1), make_lead(2)], cursor=1780000000)
     monkeypatch.setattr(Conn, "execute", original)
     assert scalar(warehouse, "SELECT count(*) FROM raw_leads") == 0  # nothing half-done
-    assert ingest.get_cursor(warehouse, DIST, FORM) is None
+    assert landing.get_cursor(warehouse, DIST, FORM) is None
     assert land(warehouse, [make_lead(1), make_lead(2)], cursor=1780000000) == 2  # the re-run lands everything
-    assert ingest.get_cursor(warehouse, DIST, FORM) == 1780000000
+    assert landing.get_cursor(warehouse, DIST, FORM) == 1780000000
 
 
 def test_cursor_needs_a_form(warehouse):
@@ -136,9 +143,9 @@ def test_cursor_needs_a_form(warehouse):
 
 
 def test_process_stores_parsed_leads_and_rejects(warehouse):
-    land(warehouse, [make_lead(i) for i in range(3)] + MALFORMED)
+    land(warehouse, [make_lead(i) for i in range(3)] + MALFORMED + NO_CONTACT)
     result = process(warehouse)
-    assert (result.stored, result.rejected, result.skipped_deleted, result.processed) == (3, 6, 0, 9)
+    assert (result.stored, result.rejected, result.skipped_deleted, result.processed) == (5, 4, 0, 9)
     row = q(warehouse, "SELECT * FROM leads WHERE meta_lead_id = ?", ["900000000000001"])[0]
     assert row["distributor"] == DIST and row["page_id"] == "111" and row["form_id"] == FORM
     assert row["email"] == "person1@example.com" and row["phone"] == "+905321234567"
@@ -149,8 +156,11 @@ def test_process_stores_parsed_leads_and_rejects(warehouse):
     assert row["status"] == "new" and row["assigned_to"] is None
     assert row["first_seen_at"] is not None and row["updated_at"] is not None
     reasons = sorted(r["reason"] for r in q(warehouse, "SELECT reason FROM rejected_leads"))
-    assert reasons == sorted(["missing_id", "bad_id", "bad_created_time", "bad_field_data", "no_contact",
-                              "no_contact"])
+    assert reasons == sorted(["missing_id", "bad_id", "bad_created_time", "bad_field_data"])
+    unreachable = q(warehouse, "SELECT status, status_reason FROM leads WHERE meta_lead_id IN (?, ?)",
+                    ["900000000000502", "900000000000503"])
+    assert [r["status"] for r in unreachable] == ["rejected", "rejected"]
+    assert all(r["status_reason"] for r in unreachable)
     assert scalar(warehouse, "SELECT count(*) FROM raw_leads WHERE processed_at IS NULL") == 0
 
 
@@ -226,18 +236,17 @@ def test_batches_cover_every_row_in_id_order(warehouse):
     assert scalar(warehouse, "SELECT count(*) FROM raw_leads WHERE processed_at IS NULL") == 0
 
 
-def test_sync_id_restricts_the_work(warehouse):
-    land(warehouse, [make_lead(1)], sync_id="old")
-    land(warehouse, [make_lead(2)], sync_id="new")
-    assert process(warehouse, sync_id="new").stored == 1
-    assert [r["meta_lead_id"] for r in q(warehouse, "SELECT meta_lead_id FROM leads")] == ["900000000000002"]
-    assert process(warehouse).stored == 1  # the leftovers of the other sync, on a call without sync_id
-    assert scalar(warehouse, "SELECT count(*) FROM leads") == 2
+def test_the_processing_run_is_named_on_the_leads_it_stores(warehouse):
+    land(warehouse, [make_lead(1)], sync_id="dead-run")
+    land(warehouse, [make_lead(2)], sync_id="another-dead-run")
+    assert process(warehouse, sync_id="recovering-run").stored == 2
+    rows = q(warehouse, "SELECT sync_id, count(*) AS n FROM leads GROUP BY sync_id")
+    assert [(r["sync_id"], r["n"]) for r in rows] == [("recovering-run", 2)]
 
 
 def test_distributors_are_processed_separately(warehouse):
     land(warehouse, [make_lead(1)])
-    ingest.land_raw_page(warehouse, sync_id="x", distributor="other", page_id=None, form_id=None,
+    landing.land_raw_page(warehouse, sync_id="x", distributor="other", page_id=None, form_id=None,
                          leads=[make_lead(2)])
     assert process(warehouse).processed == 1
     assert scalar(warehouse, "SELECT count(*) FROM raw_leads WHERE processed_at IS NULL") == 1
@@ -281,57 +290,42 @@ def test_text_a_backend_refuses_is_stored_cleaned(warehouse):
 
 
 def test_sync_ids_are_unique_and_time_ordered():
-    ids = [ingest.new_sync_id() for _ in range(50)]
+    ids = [runs.new_sync_id() for _ in range(50)]
     assert len(set(ids)) == 50
     assert ids == sorted(ids, key=lambda s: s.split("-")[0])
 
 
-def test_start_and_finish_sync(warehouse):
-    sync_id = ingest.start_sync(warehouse, DIST, "cli")
-    run = q(warehouse, "SELECT * FROM sync_runs")[0]
-    assert run["sync_id"] == sync_id and run["trigger"] == "cli"
-    assert run["finished_at"] is None and run["success"] is None
-    ingest.finish_sync(warehouse, sync_id, {"success": True, "fetched": 10, "stored": 8, "rejected": 2,
-                                            "errors": [], "message": "8 new of 10 fetched leads stored",
-                                            "graph_requests": 4})
-    run = q(warehouse, "SELECT * FROM sync_runs")[0]
-    assert run["success"] is True and run["finished_at"] is not None
-    assert (run["fetched"], run["stored"], run["rejected"], run["graph_requests"]) == (10, 8, 2, 4)
-    assert json.loads(run["errors"]) == [] and run["message"].startswith("8 new")
+def test_a_run_creates_and_finishes_only_its_own_row(warehouse):
+    mine = runs.start_run(warehouse, DIST, "dagster", run_id="dagster-run-1")
+    other = runs.start_run(warehouse, DIST, "cli")
+    row = q(warehouse, "SELECT * FROM sync_runs WHERE sync_id = ?", [mine])[0]
+    assert (row["trigger"], row["run_id"], row["status"]) == ("dagster", "dagster-run-1", "running")
+    assert row["finished_at"] is None and row["success"] is None
+    runs.finish_run(warehouse, runs.SyncResult(
+        success=True, fetched=10, stored=8, errors=[], message="8 new of 10 fetched leads stored", distributor=DIST,
+        sync_id=mine, rejected=2, graph_requests=4, landed=10, held_elsewhere={"a": 1}))
+    rows = {r["sync_id"]: r for r in q(warehouse, "SELECT * FROM sync_runs")}
+    done = rows[mine]
+    assert done["success"] is True and done["status"] == "success" and done["finished_at"] is not None
+    assert (done["fetched"], done["landed"], done["stored"], done["rejected"], done["graph_requests"]) == (
+        10, 10, 8, 2, 4)
+    assert json.loads(done["errors"]) == [] and json.loads(done["held_elsewhere"]) == {"a": 1}
+    assert rows[other]["status"] == "running" and rows[other]["finished_at"] is None  # never closed by another
 
 
-def test_finish_open_syncs_closes_every_open_run(warehouse):
-    from leads_pipeline.lib.ingest.sync import ExtractResult
-
-    stale = ingest.start_sync(warehouse, DIST, "dagster")  # died in its extract
-    current = ingest.start_sync(warehouse, DIST, "dagster")
-    ingest.record_extract(warehouse, current, ExtractResult(fetched=5, graph_requests=3, errors=[]))
-    other = ingest.start_sync(warehouse, "other", "dagster")
-    results = ingest.finish_open_syncs(warehouse, DIST, ingest.ProcessResult(stored=4, rejected=1, processed=5))
-    assert [r.sync_id for r in results] == [stale, current]
-    assert results[0].success is False and "superseded" in results[0].message
-    assert results[1].success is True and (results[1].fetched, results[1].stored, results[1].rejected) == (5, 4, 1)
-    runs = {r["sync_id"]: r for r in q(warehouse, "SELECT * FROM sync_runs")}
-    assert runs[current]["stored"] == 4 and runs[current]["success"] is True
-    assert runs[stale]["success"] is False and runs[stale]["finished_at"] is not None
-    assert runs[other]["finished_at"] is None
-
-
-def test_finish_open_syncs_reports_a_fatal_extract(warehouse):
-    from leads_pipeline.lib.ingest.sync import ExtractResult
-
-    sync_id = ingest.start_sync(warehouse, DIST, "dagster")
-    ingest.record_extract(warehouse, sync_id, ExtractResult(errors=["token expired"], fatal="token expired"))
-    [result] = ingest.finish_open_syncs(warehouse, DIST, None)
-    assert result.success is False and "token expired" in result.message
-    assert q(warehouse, "SELECT success FROM sync_runs")[0]["success"] is False
+def test_finish_run_takes_the_importers_dict(warehouse):
+    sync_id = runs.start_run(warehouse, DIST, "import")
+    runs.finish_run(warehouse, {"sync_id": sync_id, "success": False, "fetched": 3, "stored": 1, "errors": ["x"],
+                                "message": "m"})
+    row = q(warehouse, "SELECT status, stored, errors FROM sync_runs")[0]
+    assert row["status"] == "failed" and row["stored"] == 1 and json.loads(row["errors"]) == ["x"]
 
 
 def test_count_rows(warehouse):
     land(warehouse, [make_lead(1), make_lead(2)])
-    ingest.land_raw_page(warehouse, sync_id="x", distributor="other", page_id=None, form_id=None,
+    landing.land_raw_page(warehouse, sync_id="x", distributor="other", page_id=None, form_id=None,
                          leads=[make_lead(3)])
-    assert ingest.count_rows(warehouse, "raw_leads") == 3
-    assert ingest.count_rows(warehouse, "raw_leads", DIST) == 2
+    assert runs.count_rows(warehouse, "raw_leads") == 3
+    assert runs.count_rows(warehouse, "raw_leads", DIST) == 2
     with pytest.raises(ValueError):
-        ingest.count_rows(warehouse, "raw_leads; DROP TABLE leads")
+        runs.count_rows(warehouse, "raw_leads; DROP TABLE leads")

@@ -110,6 +110,9 @@ def _webhook_world(monkeypatch, simulator_factory, tmp_path, warehouse_url):
     sim = simulator_factory(Scenario(seed=41, pages=2, forms_per_page=1, leads_per_form=5, extra_leads=None,
                                      malformed_rate=0.05, malformed_kinds=kinds))
     box = make_sandbox(monkeypatch, sim, warehouse_url)
+    # Webhooks go to the owner of their form: each distributor's connection test discovers (and claims) its forms,
+    # as an operator's would after adding it. No lead is read into the warehouse by it.
+    assert all(sync.test_connection(box.wh, key)["success"] for key in box.keys)
     manifest = sim.manifest()
     settings_env(monkeypatch, app_secret=manifest["app_secret"], webhook_verify_token="verify-token-crash-test")
     return sim, box, manifest

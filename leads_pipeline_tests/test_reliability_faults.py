@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from leads_pipeline.lib.graph import make_client
 from leads_pipeline.lib.ingest import sync
 from leads_pipeline.simulator import FaultConfig
 from leads_pipeline_tests.pipeline_fixtures import make_sandbox
@@ -43,7 +44,7 @@ def _settings(monkeypatch, **extra) -> None:
 def _fast_client(token: str):
     """The product's client, with 50 ms backoff instead of 500 ms (the regular suite stays quick; soaks use the
     default): the retry logic under test is the same."""
-    client = sync.make_client(token)
+    client = make_client(token)
     client.backoff_base = 0.05
     return client
 

@@ -14,8 +14,9 @@ import json
 import pytest
 
 from leads_pipeline.lib import crm
+from leads_pipeline.lib.graph import make_client
 from leads_pipeline.lib.marts import analytics
-from leads_pipeline.lib.webhooks import inbox
+from leads_pipeline.lib.webhooks import process as inbox_process
 from leads_pipeline.lib.ingest import sync
 from leads_pipeline.lib.security import sign
 from leads_pipeline.lib.warehouse import Warehouse
@@ -87,7 +88,7 @@ def test_a_deleted_lead_never_returns_by_sync_webhook_or_import(monkeypatch, sim
                            headers={"X-Hub-Signature-256": sign(body, app_secret), "Content-Type": "application/json"})
     close_writers()
     assert resp.status_code == 200, resp.text
-    processed = inbox.process_all(box.wh, key, lambda token: sync.make_client(token))
+    processed = inbox_process.process_all(box.wh, key, lambda token: make_client(token))
     assert processed.stored == 0
     with box.wh.transaction(read_only=True) as conn:
         assert conn.scalar("SELECT status FROM webhook_inbox WHERE leadgen_id = ?", [lead_id]) == "deleted"

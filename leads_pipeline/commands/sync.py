@@ -30,11 +30,22 @@ def test_connection(key: str) -> None:
     echo_json(result)
 
 
+#: Exit status of ``sync``: every Page and form synced / some failed (the rest synced) / the run failed.
+EXIT_SUCCESS, EXIT_FAILED, EXIT_PARTIAL = 0, 1, 2
+
+
 @click.command("sync")
 @click.argument("key")
 @click.option("--quiet", is_flag=True, help="No progress display on stderr.")
 def sync(key: str, quiet: bool) -> None:
-    """Sync one distributor now; prints {"success", "fetched", "stored", "errors", "message"}."""
+    """Sync one distributor now; prints {"success", "fetched", "stored", "errors", "message"}.
+
+    \b
+    Exit status:
+      0  success: every Page and form was read
+      2  partial: some Pages or forms failed (named in errors, with what to do); the others were synced
+      1  failed: nothing could be synced (e.g. the token expired); the message says what to do
+    """
     wh = warehouse()
     _known(wh, key)
     show = not quiet and sys.stderr.isatty()
@@ -46,6 +57,9 @@ def sync(key: str, quiet: bool) -> None:
     result = sync_lib.sync_distributor(wh, key, trigger="cli", on_page=progress)
     if show:
         click.echo("", err=True)
-    if not result.success:
+    if result.status == "failed":
         fail(result.message, result.seed_dict())
     echo_json(result.seed_dict())
+    if result.partial:
+        click.echo(f"Warning: {result.message}", err=True)
+        sys.exit(EXIT_PARTIAL)

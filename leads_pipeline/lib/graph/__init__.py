@@ -1,7 +1,8 @@
 """Meta Graph API client for Lead Ads: pages, forms, leads, batch reads, webhooks subscription.
 
 ``client`` holds :class:`GraphClient` (requests, retries, throttling, paging), ``errors`` the exceptions with
-actionable messages, ``usage`` the rate-limit header parsing, ``redaction`` the scrubbing of secrets from text.
+actionable messages, ``usage`` the rate-limit header parsing, ``redaction`` the scrubbing of secrets from text,
+``factory`` the clients built from the settings and the Page-token lookup (``/me/accounts``).
 """
 
 from .client import (
@@ -25,6 +26,13 @@ from .errors import (
     TransientGraphError,
     error_from_envelope,
 )
+from .factory import (
+    ClientFactory,
+    is_page_token_answer,
+    make_client,
+    page_tokens,
+    settings_factory,
+)
 from .redaction import redact
 from .usage import Usage, parse_usage
 
@@ -35,6 +43,7 @@ __all__ = [
     "LEAD_FIELDS",
     "REQUIRED_PERMISSIONS",
     "TIME_OPERATORS",
+    "ClientFactory",
     "GraphClient",
     "GraphError",
     "GraphStats",
@@ -47,6 +56,10 @@ __all__ = [
     "TransientGraphError",
     "Usage",
     "error_from_envelope",
+    "is_page_token_answer",
+    "make_client",
+    "page_tokens",
     "parse_usage",
     "redact",
+    "settings_factory",
 ]

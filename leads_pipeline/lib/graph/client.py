@@ -70,7 +70,8 @@ LEAD_FIELDS: tuple[str, ...] = (
     "partner_name",
     "retailer_item_id",
 )
-FORM_FIELDS: tuple[str, ...] = ("id", "name", "status", "locale", "questions", "leads_count")
+#: ``leads_count`` / ``expired_leads_count``: how many leads a form has, and how many are out of Meta's reach (~90 days).
+FORM_FIELDS: tuple[str, ...] = ("id", "name", "status", "locale", "questions", "leads_count", "expired_leads_count")
 ACCOUNT_FIELDS: tuple[str, ...] = ("id", "name", "access_token", "tasks")
 #: ``filtering`` operators Meta documents for ``time_created``.
 TIME_OPERATORS = frozenset({"GREATER_THAN", "GREATER_THAN_OR_EQUAL", "LESS_THAN"})
@@ -408,7 +409,7 @@ class GraphClient:
 
     def leadgen_forms(self, page_id: str) -> list[dict[str, Any]]:
         """Every lead form of a Page (needs a page token with pages_read_engagement): id, name, status, locale,
-        questions, leads_count."""
+        questions, leads_count, expired_leads_count."""
         return self._collect(f"{_segment(page_id)}/leadgen_forms",
                              [("fields", ",".join(FORM_FIELDS)), ("limit", str(self.page_limit))])
 

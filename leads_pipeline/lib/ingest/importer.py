@@ -17,10 +17,11 @@ Accepted files:
   ``f:`` id prefixes and ``p:`` phone prefix removed; empty answers left out).
 
 Each lead is keyed, deduplicated (the first occurrence wins), landed in ``raw_leads`` and parsed into ``leads`` /
-``rejected_leads`` by :func:`leads_pipeline.lib.ingest.store.prepare_batch` and :func:`~leads_pipeline.lib.ingest.store.store_batch`
+``rejected_leads`` by :func:`leads_pipeline.lib.ingest.bulk.prepare_batch` and :func:`~leads_pipeline.lib.ingest.bulk.store_batch`
 — the parser, rules and SQL of a sync, in batches of one transaction each. A lead already landed (by a sync, a
-webhook or an earlier import) is not stored again, and tombstoned (deleted) ids never come back. The run is recorded
-in ``sync_runs`` with trigger ``import``.
+webhook or an earlier import) is not stored again, and tombstoned (deleted) ids never come back; a lead id another
+distributor already holds is not stored for this one and is reported by that distributor's name. The run is recorded
+in ``sync_runs`` with trigger ``import`` (its own row, its own counts).
 
 Streaming: the file is read in chunks of ``chunk_bytes``; memory does not grow with the file. On large files the
 parsing runs in ``workers`` other processes (the warehouse writes stay in this one, in file order), so the two cores
@@ -41,7 +42,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leads_pipeline.lib.ingest import store as ingest
+from leads_pipeline.lib.ingest import codec, runs
+from leads_pipeline.lib.ingest.bulk import PreparedBatch, prepare_batch, store_batch
+from leads_pipeline.lib.ingest.parse import gc_paused
 from leads_pipeline.lib.warehouse import Warehouse
 
 __all__ = ["ImportError_", "ImportResult", "import_file", "detect_format", "csv_row_to_lead"]
@@ -84,6 +87,7 @@ class ImportResult:
     rejected: int = 0
     skipped_deleted: int = 0
     already_known: int = 0  # leads landed before (this file earlier, a sync, a webhook) or repeated in the file
+    held_elsewhere: dict[str, int] = field(default_factory=dict)  # lead ids another distributor holds, by distributor
     bad_lines: int = 0
     sync_id: str = ""
     distributor: str = ""
@@ -176,7 +180,7 @@ def csv_row_to_lead(header: list[str], row: list[str]) -> dict[str, Any]:
 
 def _csv_chunks(path: Path, chunk_bytes: int, errors: list[tuple[int, str]]) -> Iterator[tuple[int, list[bytes]]]:
     """Rows of the export as JSON lines of Graph-shaped leads (so they take the JSON-lines path from here)."""
-    dumps = ingest._dumps_bytes
+    dumps = codec.dumps_bytes
     with _text_stream(path) as f:
         sample = f.read(65536)
         f.seek(0)
@@ -219,7 +223,7 @@ def _csv_chunks(path: Path, chunk_bytes: int, errors: list[tuple[int, str]]) -> 
 
 def _decode(line: bytes) -> Any:
     try:
-        return ingest._orjson_loads(line) if ingest._orjson_loads is not None else _json_loads(line)
+        return codec.orjson_loads(line) if codec.orjson_loads is not None else _json_loads(line)
     except ValueError:
         return _json_loads(line)  # NaN, huge integers…: the standard library's reading (raises if not JSON)
 
@@ -231,7 +235,7 @@ def _json_loads(line: bytes) -> Any:
 
 
 def prepare_chunk(first_line: int, lines: list[bytes], distributor: str, region: str,
-                  sync_id: str) -> ingest.PreparedBatch:
+                  sync_id: str) -> PreparedBatch:
     """Decode JSON lines (pages or leads) and prepare them for the warehouse; unreadable lines become errors.
 
     Works through the chunk ``SUB_BATCH`` leads at a time (decoded objects freed as soon as their Arrow rows
@@ -240,20 +244,20 @@ def prepare_chunk(first_line: int, lines: list[bytes], distributor: str, region:
 
     errors: list[tuple[int, str]] = []
     seen: set[str] = set()
-    parts: list[ingest.PreparedBatch] = []
+    parts: list[PreparedBatch] = []
     items: list[tuple[Any, Any]] = []
     read = 0
 
     def flush() -> None:
         nonlocal items, read
         if items:
-            part = ingest.prepare_batch(items, distributor=distributor, default_region=region, sync_id=sync_id,
+            part = prepare_batch(items, distributor=distributor, default_region=region, sync_id=sync_id,
                                         seen=seen)
             read += part.read
             parts.append(part)
             items = []  # the decoded leads go now, by reference counting
 
-    with ingest.gc_paused():
+    with gc_paused():
         for n, line in enumerate(lines, first_line):
             stripped = line.strip()
             if not stripped:
@@ -278,9 +282,9 @@ def prepare_chunk(first_line: int, lines: list[bytes], distributor: str, region:
     if len(parts) == 1:
         batch = parts[0]
     else:
-        empty = ingest.prepare_batch([], distributor=distributor, default_region=region, sync_id=sync_id)
+        empty = prepare_batch([], distributor=distributor, default_region=region, sync_id=sync_id)
         parts = parts or [empty]
-        batch = ingest.PreparedBatch(pa.concat_tables([p.raw for p in parts]),
+        batch = PreparedBatch(pa.concat_tables([p.raw for p in parts]),
                                      pa.concat_tables([p.leads for p in parts]),
                                      pa.concat_tables([p.rejects for p in parts]), read=read)
     batch.read = read
@@ -303,7 +307,7 @@ def _jsonl_ranges(path: Path, chunk_bytes: int) -> Iterator[tuple[int, int]]:
 
 
 def prepare_range(path: str, start: int, end: int, distributor: str, region: str,
-                  sync_id: str) -> ingest.PreparedBatch:
+                  sync_id: str) -> PreparedBatch:
     """:func:`prepare_chunk` of the lines in ``[start, end)`` of ``path``, read here (in the worker): the importing
     process neither reads nor ships the text. Line numbers in ``errors`` count from the range's first line."""
     with open(path, "rb") as f:
@@ -320,7 +324,7 @@ def _short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _prepare_args(args: tuple) -> ingest.PreparedBatch:
+def _prepare_args(args: tuple) -> PreparedBatch:
     if isinstance(args[0], str):
         return prepare_range(*args)
     return prepare_chunk(*args)
@@ -361,7 +365,7 @@ def import_file(
         raise ImportError_(f"{exc} (add it first: leads-pipeline distributors add …)") from exc
     kind = detect_format(file) if fmt == "auto" else fmt
     result = ImportResult(distributor=dist.key, format=kind)
-    result.sync_id = sync_id = ingest.start_sync(wh, dist.key, trigger)
+    result.sync_id = sync_id = runs.start_run(wh, dist.key, trigger)
     line_errors: list[str] = []
     csv_errors: list[tuple[int, str]] = []
     try:
@@ -381,7 +385,7 @@ def import_file(
         result.errors.append(f"import stopped: {type(exc).__name__}: {exc}")
         result.message = (f"Import failed after {result.stored} new of {result.fetched} leads read were stored: {exc}. "
                           "Run it again: leads already stored are skipped.")
-        ingest.finish_sync(wh, sync_id, result)
+        runs.finish_run(wh, result)
         raise
     result.bad_lines = len(line_errors)
     if line_errors:
@@ -397,16 +401,21 @@ def import_file(
         parts.append(f"{result.already_known} already known")
     if result.skipped_deleted:
         parts.append(f"{result.skipped_deleted} deleted earlier, not brought back")
+    for owner, n in sorted(result.held_elsewhere.items()):
+        notice = (f"{n} lead{'s' if n != 1 else ''} already belong{'s' if n == 1 else ''} to distributor "
+                  f"'{owner}': not stored for '{dist.key}'")
+        parts.append(notice)
+        result.errors.append(notice)
     if line_errors:
         parts.append(f"{len(line_errors)} unreadable line(s) skipped (see errors)")
     result.message = "; ".join(parts)
     result.seconds = round(time.perf_counter() - started, 3)
-    ingest.finish_sync(wh, sync_id, result)
+    runs.finish_run(wh, result)
     return result
 
 
 def _prepared(jobs: Iterator[tuple], distributor: str, region: str, sync_id: str,
-              workers: int) -> Iterator[ingest.PreparedBatch]:
+              workers: int) -> Iterator[PreparedBatch]:
     """Prepared batches in file order; with ``workers``, parsed in other processes, a few chunks ahead (bounded).
 
     A job is ``(first line number, lines)`` or ``(path, start, end)`` (a byte range the worker reads itself)."""
@@ -449,7 +458,7 @@ def _bulk_settings(wh: Warehouse, workers: int, done: bool = False) -> None:
             conn.execute("SET threads = 1")
 
 
-def _store_all(wh: Warehouse, batches: Iterator[ingest.PreparedBatch], distributor: str, sync_id: str,
+def _store_all(wh: Warehouse, batches: Iterator[PreparedBatch], distributor: str, sync_id: str,
                result: ImportResult, line_errors: list[str], hold_seconds: float, workers: int) -> None:
     """Store batches in order, the warehouse held open for bursts of ``hold_seconds`` at most."""
     it = iter(batches)
@@ -462,12 +471,14 @@ def _store_all(wh: Warehouse, batches: Iterator[ingest.PreparedBatch], distribut
             while batch is not None:
                 line_errors.extend(f"line {lines_before + n}: {msg}" for n, msg in batch.errors or ())
                 lines_before += batch.lines
-                done = ingest.store_batch(wh, batch, distributor=distributor, sync_id=sync_id)
+                done = store_batch(wh, batch, distributor=distributor, sync_id=sync_id)
                 result.fetched += batch.read
                 result.stored += done.stored
                 result.rejected += done.rejected
                 result.skipped_deleted += done.skipped_deleted
                 result.already_known += batch.read - done.processed
+                for owner, n in done.held_elsewhere.items():
+                    result.held_elsewhere[owner] = result.held_elsewhere.get(owner, 0) + n
                 batch = next(it, None)
                 if time.monotonic() >= ends:
                     break

@@ -1,267 +1,117 @@
-"""One distributor's sync: discover its forms, read new leads page by page, land them, then parse and store them.
+"""The one sync path: :func:`sync_distributor` runs one distributor's run, whoever asks for it.
 
-The two halves are separate functions because Dagster runs them as two assets (``raw_leads`` then ``leads``), while
-the CLI's ``sync`` runs both and prints the seed's result object. Exactly-once comes from the warehouse, not from
-luck:
+The CLI's ``sync``, the HTTP API's "sync now", the Dagster assets, the batch job and the webhook processor all call
+it; nothing else reads Meta into the warehouse. A run:
 
-- every page is landed in ``raw_leads`` as it arrives (deduped on the lead id), so memory stays flat;
-- a form's cursor (newest ``created_time`` seen) is written in the same transaction as the pagination's last page,
-  so it only ever covers leads that are committed; a sync that dies mid-way re-reads from the old cursor and the
-  dedupe absorbs the overlap;
-- the next read starts ``sync_lookback_seconds`` below the cursor, because Meta filters on whole seconds and a lead
-  can become visible a little after its ``created_time``;
-- parsing takes every unprocessed raw row and marks it processed in the same transaction as the rows it produced.
+1. opens the warehouse once (a few milliseconds): creates its own ``sync_runs`` row, reads the distributor, its
+   token, its claimed forms and cursors, and stores raw rows an earlier run landed but did not store (``recovered``);
+2. with the warehouse closed, asks Meta for the Pages and their forms (:mod:`.discovery`); opens it once more to
+   record and claim them;
+3. reads each form's new leads — or, for the webhook processor, exactly the ``lead_ids`` asked for (:mod:`.by_id`)
+   — and lands each page in its own short transaction, stored in the same transaction (:mod:`.land`);
+4. finishes its own row with its own counts (:mod:`.runs`).
 
-A DuckDB warehouse is opened once for a burst of these transactions (``Warehouse.session``: the landing of the
-pages that arrive within ``SESSION_SECONDS``, then the parsing), rather than once per transaction — reopening costs
-a cold primary-key index and a checkpoint each time, which grow with the tables. The cross-process lock is held for
-that burst only; a long sync lets go of the file between bursts so that other processes get their turn.
+**No network I/O under a warehouse lock.** The pages of a form are fetched by a producer thread into a small bounded
+queue; this thread lands what is ready (pages of one form waiting together in one transaction). The warehouse is
+opened when a page is ready, holds the pages that are ready then (at most ``HOLD_SECONDS``), and is closed when the
+queue is empty — so a throttle wait of minutes, a slow answer or a retry's backoff never keeps the DuckDB file (or a
+PostgreSQL transaction) open, and the next page is fetched while the last one lands.
 
-A form that fails (e.g. deleted, or not visible to this token) is reported and the other forms still sync; an
-authentication or permission failure stops this distributor only, with Meta's reason turned into what to do.
+**Failure isolation.** A Page or form that fails is a *failure* (id, Meta's message, what to do) and the rest goes
+on: the run is ``partial``. Throttling and transient errors are retried by the client; only a token error of the
+distributor's own token (or a setup problem) ends the run, ``failed``.
+
+Exactly-once comes from the warehouse: raw rows are keyed per distributor and lead, a form's cursor moves with the
+transaction of its pagination's last page, the next read starts ``sync_lookback_seconds`` below the cursor (Meta
+filters on whole seconds), and a lead id another distributor holds is counted by name rather than dropped.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
+from leads_pipeline.lib.distributors import ownership
 from leads_pipeline.lib.distributors import registry as distributor_registry
-from leads_pipeline.lib.ingest import store as ingest
-from leads_pipeline.lib.graph import GraphClient, GraphError
-from leads_pipeline.lib.graph.errors import MissingPermissionError, TokenExpiredError, TokenInvalidError
+from leads_pipeline.lib.graph import (
+    ClientFactory,
+    GraphClient,
+    GraphError,
+    settings_factory,
+)
+from leads_pipeline.lib.ingest import by_id
+from leads_pipeline.lib.ingest.check import test_connection
+from leads_pipeline.lib.ingest.discovery import (
+    DistributorFailure,
+    FormSource,
+    choose_forms,
+    failure,
+    is_final,
+    list_pages,
+    route_waiting,
+)
+from leads_pipeline.lib.ingest.land import (
+    LandResult,
+    get_cursors,
+    land_page,
+    land_raw_page,
+)
 from leads_pipeline.lib.ingest.parse import parse_created_time_unix
-from leads_pipeline.lib.security import SecretKeyError
-from leads_pipeline.lib.warehouse import Warehouse
+from leads_pipeline.lib.ingest.runs import (
+    LeadOutcome,
+    SyncResult,
+    conclude,
+    finish_run,
+    start_run,
+)
+from leads_pipeline.lib.ingest.store import ProcessResult, process_raw
+from leads_pipeline.lib.security import SecretKeyError, redact
+from leads_pipeline.lib.warehouse import Warehouse, is_write_conflict
 from leads_pipeline.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-ClientFactory = Callable[[str], GraphClient]
+__all__ = [
+    "HOLD_SECONDS",
+    "QUEUE_PAGES",
+    "ClientFactory",
+    "LeadOutcome",
+    "SyncResult",
+    "sync_distributor",
+    "test_connection",
+]
 
-# A sync keeps the warehouse open across its transactions for at most this long at a time (see the module docstring).
-SESSION_SECONDS = 1.0
+#: Pages fetched ahead of the landing (memory stays bounded: a page is at most ``graph_page_limit`` leads).
+QUEUE_PAGES = 8
+#: Pages of one form waiting together are landed as one, up to this many leads.
+MERGE_LEADS = 1000
+#: The longest the warehouse stays open for pages that are ready one after another (other processes' turn).
+HOLD_SECONDS = 1.0
 
-
-class _Burst:
-    """A warehouse session opened on first use and let go once it has lasted ``seconds`` (or at the end)."""
-
-    def __init__(self, wh: Warehouse, seconds: float = SESSION_SECONDS):
-        self.wh = wh
-        self.seconds = seconds
-        self._cm = None
-        self._since = 0.0
-
-    def __enter__(self) -> Warehouse:
-        if self._cm is None:
-            self._cm = self.wh.session()
-            self._cm.__enter__()
-            self._since = time.monotonic()
-        return self.wh
-
-    def __exit__(self, *exc: object) -> None:
-        if exc[0] is not None or time.monotonic() - self._since >= self.seconds:
-            self.close(*exc)
-
-    def close(self, *exc: object) -> None:
-        cm, self._cm = self._cm, None
-        if cm is not None:
-            cm.__exit__(*(exc or (None, None, None)))
+OnPage = Callable[[str, int], None]
 
 
-class SyncSetupError(Exception):
-    """The distributor's configuration cannot be synced as it is (the message says what to change)."""
+class _Run:
+    """One run's mutable state: the result being built and what its store calls added up to."""
 
-    @property
-    def user_message(self) -> str:
-        return str(self)
+    def __init__(self, wh: Warehouse, key: str, result: SyncResult, region: str, on_page: OnPage | None):
+        self.wh, self.key, self.result, self.region, self.on_page = wh, key, result, region, on_page
+        self.stored = ProcessResult()
+        self.ok_units = 0  # Pages listed and forms / lead batches read without failure
+        self.fatal: str | None = None
 
+    def add(self, done: ProcessResult, landed: int = 0) -> None:
+        self.stored = self.stored + done
+        self.result.landed += landed
 
-@dataclass
-class FormSource:
-    """A lead form to read, with the token that may read it (a page token when discovery found one)."""
-
-    form_id: str
-    page_id: str | None
-    token: str = field(repr=False)
-    name: str | None = None
-
-
-@dataclass
-class ExtractResult:
-    fetched: int = 0
-    landed: int = 0
-    forms: int = 0
-    graph_requests: int = 0
-    errors: list[str] = field(default_factory=list)
-    fatal: str | None = None  # set when the whole distributor failed (token, permissions)
-
-
-@dataclass
-class SyncResult:
-    """The seed's result object, plus the figures Dagster and ``sync_runs`` keep."""
-
-    success: bool
-    fetched: int
-    stored: int
-    errors: list[str]
-    message: str
-    distributor: str = ""
-    sync_id: str = ""
-    rejected: int = 0
-    graph_requests: int = 0
-
-    def seed_dict(self) -> dict[str, Any]:
-        """Exactly the seed's JSON: ``{"success","fetched","stored","errors","message"}``."""
-        return {k: getattr(self, k) for k in ("success", "fetched", "stored", "errors", "message")}
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def make_client(token: str, settings: Settings | None = None) -> GraphClient:
-    """A Graph client configured from the settings (base URL, version, app secret, limits)."""
-    s = settings or get_settings()
-    return GraphClient(
-        token,
-        base_url=s.graph_base_url,
-        api_version=s.graph_api_version,
-        app_secret=s.app_secret.get_secret_value() if s.app_secret else None,
-        page_limit=s.graph_page_limit,
-        timeout=s.graph_timeout_seconds,
-        max_retries=s.graph_max_retries,
-        max_throttle_wait=s.graph_max_throttle_wait_seconds,
-    )
-
-
-def discover_forms(wh: Warehouse, key: str, client: GraphClient) -> list[FormSource]:
-    """The forms to read for a distributor: its configured ones, else every form of its pages.
-
-    A user token lists its pages (with page tokens) through ``/me/accounts``; a page token cannot, and is then used
-    as it is for the pages configured on the distributor. Discovered forms are recorded in ``distributor_forms``.
-    """
-    dist = distributor_registry.get(wh, key)
-    token = distributor_registry.access_token(wh, key)
-    page_tokens: dict[str, str] = {}
-    try:
-        for page in client.me_accounts():
-            if page.get("id"):
-                page_tokens[str(page["id"])] = page.get("access_token") or token
-    except (TokenExpiredError, TokenInvalidError):
-        raise
-    except GraphError as exc:  # a page token has no /me/accounts: use it directly on the configured pages
-        log.info("distributor %s: /me/accounts unavailable (%s); using the token as a page token", key, exc.code)
-    page_ids = list(dist.page_ids) or list(page_tokens)
-    if not page_ids and not dist.form_ids:
-        raise SyncSetupError(
-            "This token sees no Facebook Page: give the distributor --page-id, or use a token of a user who "
-            "manages the Page (pages_show_list permission)."
-        )
-    sources: dict[str, FormSource] = {}
-    discovered: list[dict[str, Any]] = []
-    for page_id in page_ids:
-        page_token = page_tokens.get(page_id, token)
-        for form in client.with_token(page_token).leadgen_forms(page_id):
-            fid = str(form["id"])
-            discovered.append({**form, "page_id": page_id})
-            if not dist.form_ids or fid in dist.form_ids:
-                sources[fid] = FormSource(fid, page_id, page_token, form.get("name"))
-    for fid in dist.form_ids:  # configured forms that discovery did not show: read them with the plain token
-        sources.setdefault(fid, FormSource(fid, None, token))
-    distributor_registry.record_forms(wh, key, discovered)
-    return list(sources.values())
-
-
-def extract(
-    wh: Warehouse,
-    key: str,
-    sync_id: str,
-    *,
-    settings: Settings | None = None,
-    client_factory: ClientFactory | None = None,
-    on_page: Callable[[str, int], None] | None = None,
-    burst: _Burst | None = None,
-) -> ExtractResult:
-    """Read every form's new leads and land them in ``raw_leads`` (see the module docstring for the guarantees)."""
-    s = settings or get_settings()
-    own = burst is None
-    burst = burst or _Burst(wh)
-    try:
-        return _extract(wh, key, sync_id, s, client_factory, on_page, burst)
-    finally:
-        if own:
-            burst.close()
-
-
-def _extract(wh: Warehouse, key: str, sync_id: str, s: Settings, client_factory: ClientFactory | None,
-             on_page: Callable[[str, int], None] | None, burst: _Burst) -> ExtractResult:
-    factory = client_factory or (lambda token: make_client(token, s))
-    result = ExtractResult()
-    try:
-        client = factory(distributor_registry.access_token(wh, key))
-    except SecretKeyError as exc:  # LEADS_SECRET_KEY missing or without the key that encrypted the token
-        result.fatal = str(exc)
-        result.errors.append(str(exc))
-        return result
-    try:
-        forms = discover_forms(wh, key, client)
-    except (GraphError, SyncSetupError) as exc:
-        result.fatal = exc.user_message
-        result.errors.append(exc.user_message)
-        result.graph_requests = client.request_count
-        return result
-    result.forms = len(forms)
-    for source in forms:
-        form_client = client.with_token(source.token)
-        before = form_client.request_count
-        try:
-            _extract_form(wh, key, sync_id, source, form_client, s, result, on_page, burst)
-        except (TokenExpiredError, TokenInvalidError, MissingPermissionError) as exc:
-            result.fatal = exc.user_message
-            result.errors.append(f"form {source.form_id}: {exc.user_message}")
-            result.graph_requests += form_client.request_count - before
-            break
-        except GraphError as exc:
-            result.errors.append(f"form {source.form_id}: {exc.user_message}")
-        result.graph_requests += form_client.request_count - before
-    result.graph_requests += client.request_count
-    return result
-
-
-def _extract_form(wh, key, sync_id, source: FormSource, client: GraphClient, s: Settings, result, on_page,
-                  burst: _Burst | None = None) -> None:
-    burst = burst or _Burst(wh, 0.0)
-    with burst:
-        cursor = ingest.get_cursor(wh, key, source.form_id)
-    since = max(cursor - s.sync_lookback_seconds, 0) if cursor is not None else None
-    newest = cursor
-    for page in client.iter_lead_pages(source.form_id, since=since):
-        result.fetched += len(page.leads)
-        for lead in page.leads:
-            t = parse_created_time_unix(lead.get("created_time"))
-            if t is not None and (newest is None or t > newest):
-                newest = t
-        last = not page.next_url_present
-        with burst:
-            result.landed += ingest.land_raw_page(
-                wh,
-                sync_id=sync_id,
-                distributor=key,
-                page_id=source.page_id,
-                form_id=source.form_id,
-                leads=page.leads,
-                cursor=newest if last and newest is not None else None,
-            )
-        if on_page:
-            on_page(source.form_id, result.fetched)
-
-
-def load(wh: Warehouse, key: str, *, sync_id: str | None = None) -> ingest.ProcessResult:
-    """Parse and store every unprocessed raw lead of the distributor (with its default phone region)."""
-    dist = distributor_registry.get(wh, key)
-    return ingest.process_raw(wh, key, default_region=dist.default_region, sync_id=sync_id)
+    def fail(self, kind: str, object_id: str, exc: GraphError) -> None:
+        entry, line = failure(kind, object_id, exc)
+        self.result.failures.append(entry)
+        self.result.errors.append(line)
 
 
 def sync_distributor(
@@ -269,66 +119,290 @@ def sync_distributor(
     key: str,
     *,
     trigger: str = "manual",
+    run_id: str | None = None,
     settings: Settings | None = None,
     client_factory: ClientFactory | None = None,
-    on_page: Callable[[str, int], None] | None = None,
+    lead_ids: Iterable[tuple[str, str | None, str | None]] | None = None,
+    on_page: OnPage | None = None,
 ) -> SyncResult:
-    """Extract then load one distributor, recorded in ``sync_runs``; never raises for a Graph API failure."""
-    sync_id = ingest.start_sync(wh, key, trigger)
-    burst = _Burst(wh)
+    """Run one distributor's sync (see the module docstring) and return its own result; its ``sync_runs`` row is
+    created and finished here. ``lead_ids``: ``(leadgen_id, page_id, form_id)`` to fetch instead of reading the
+    forms (the webhook processor; trigger ``webhook``, per-lead ``lead_outcomes``). Never raises for a Graph API
+    failure; an unknown distributor raises ``DistributorNotFound`` before any row is written."""
+    s = settings or get_settings()
+    factory = client_factory or settings_factory(s)
+    wanted = None if lead_ids is None else list(dict.fromkeys((str(i), p, f) for i, p, f in lead_ids))
+    if wanted is not None and trigger == "manual":
+        trigger = "webhook"
+    with wh.session():  # one open: the run's row, the distributor, recovery, what it must know before calling Meta
+        dist = distributor_registry.get(wh, key)
+        sync_id = start_run(wh, key, trigger, run_id)
+        result = SyncResult(success=False, fetched=0, stored=0, errors=[], message="", distributor=key,
+                            sync_id=sync_id, run_id=run_id, trigger=trigger, status="running")
+        run = _Run(wh, key, result, dist.default_region, on_page)
+        try:
+            known = _prepare(run, wanted)
+        except BaseException as exc:
+            _stopped(run, exc)
+            raise
     try:
-        extracted = extract(wh, key, sync_id, settings=settings, client_factory=client_factory, on_page=on_page,
-                            burst=burst)
-        with burst:  # the parsing right after the last landing, in the same open of the warehouse
-            processed = load(wh, key)
-            result = summarize(key, sync_id, extracted, processed)
-            ingest.finish_sync(wh, sync_id, result)
-    finally:
-        burst.close()
+        _execute(run, dist, s, factory, wanted, *known)
+    except BaseException as exc:
+        _stopped(run, exc)
+        raise
     return result
 
 
-def summarize(key: str, sync_id: str, extracted: ExtractResult, processed: ingest.ProcessResult) -> SyncResult:
-    """The seed's result object and message for one extract + load."""
-    success = extracted.fatal is None and not extracted.errors
-    parts = [f"{processed.stored} new of {extracted.fetched} fetched leads stored"]
-    if processed.rejected:
-        parts.append(f"{processed.rejected} rejected (see rejected_leads)")
-    if extracted.fatal:
-        message = f"Sync failed: {extracted.fatal}"
-    elif extracted.errors:
-        message = "; ".join(parts) + f"; {len(extracted.errors)} form(s) failed"
-    else:
-        message = "; ".join(parts)
-    return SyncResult(
-        success=success,
-        fetched=extracted.fetched,
-        stored=processed.stored,
-        errors=list(extracted.errors),
-        message=message,
-        distributor=key,
-        sync_id=sync_id,
-        rejected=processed.rejected,
-        graph_requests=extracted.graph_requests,
-    )
+def _stopped(run: _Run, exc: BaseException) -> None:
+    """A run stopped by an exception (a bug, the warehouse gone): its row says so before the exception goes on."""
+    what = redact(f"{type(exc).__name__}: {exc}")
+    run.result.errors.append(f"run stopped: {what}")
+    run.fatal = run.fatal or what
+    _conclude(run, [])
+    finish_run(run.wh, run.result)
 
 
-def test_connection(wh: Warehouse, key: str, *, settings: Settings | None = None,
-                    client_factory: ClientFactory | None = None) -> dict[str, Any]:
-    """The seed's connection test ``{"success","message"}``: token valid, forms visible, leads readable."""
-    s = settings or get_settings()
-    factory = client_factory or (lambda token: make_client(token, s))
+def _prepare(run: _Run, wanted: list[tuple[str, str | None, str | None]] | None) -> tuple:
+    """The token, recovery of raw rows a dead run left, cursors, claimed forms and tombstoned ids (in the open
+    session of :func:`sync_distributor`)."""
+    wh, key, result = run.wh, run.key, run.result
+    token = None
     try:
-        client = factory(distributor_registry.access_token(wh, key))
-    except SecretKeyError as exc:
-        return {"success": False, "message": str(exc)}
+        token = distributor_registry.access_token(wh, key)
+    except (SecretKeyError, distributor_registry.DistributorError) as exc:
+        run.fatal = str(exc)
+    recovered = process_raw(wh, key, default_region=run.region, sync_id=result.sync_id)
+    run.stored = run.stored + ProcessResult(rejected=recovered.rejected, exists=recovered.exists, held=recovered.held)
+    result.recovered = recovered.stored
+    with wh.transaction() as conn:  # (staging the ids is a write of a temporary table)
+        cursors = get_cursors(conn, key)
+        owned = ownership.owned_forms(conn, key)
+        gone = by_id.tombstoned(conn, [i for i, _, _ in wanted]) if wanted else set()
+    return token, cursors, owned, gone
+
+
+def _execute(run: _Run, dist: Any, s: Settings, factory: ClientFactory,
+             wanted: list[tuple[str, str | None, str | None]] | None, token: str | None, cursors: dict[str, int],
+             owned: dict[str, str | None], gone: set[str]) -> None:
+    result = run.result
+    warnings: list[str] = []
+    if token is not None:
+        client = factory(token)
+        try:
+            if wanted is None:
+                warnings = _sync_forms(run, dist, client, token, s, cursors, owned)
+            else:
+                _sync_leads(run, client, wanted, gone)
+        except DistributorFailure as exc:
+            run.fatal = exc.user_message
+        finally:
+            result.graph_requests += client.request_count
+            client.close()
+    _conclude(run, warnings)
+    finish_run(run.wh, result)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Reading forms
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _sync_forms(run: _Run, dist: Any, client: GraphClient, token: str, s: Settings, cursors: dict[str, int],
+                owned: dict[str, str | None]) -> list[str]:
+    explicit = bool(dist.form_ids)
+    listing = list_pages(client, tuple(dist.page_ids), tuple(dist.form_ids), owned)
+    run.result.graph_requests += listing.graph_requests
+    run.result.failures.extend(listing.failures)
+    run.result.errors.extend(listing.errors)
+    run.ok_units += len(listing.listed_pages)
+    with run.wh.transaction() as conn:
+        forms, warnings = choose_forms(conn, run.key, token, explicit, listing, cursors)
+    route_waiting(run.wh, owned, forms)
+    if forms:
+        _read_forms(run, client, forms, cursors, s.sync_lookback_seconds)
+    elif not listing.failures:
+        warnings.append("no lead form to read: the token's Pages have none, or every one belongs to another "
+                        "distributor (see `leads-pipeline distributors forms`)")
+    return warnings
+
+
+_END = object()
+
+
+def _read_forms(run: _Run, client: GraphClient, forms: Sequence[FormSource], cursors: dict[str, int],
+                lookback: int) -> None:
+    """Fetch in a producer thread, land here (see the module docstring)."""
+    pages: queue.Queue = queue.Queue(maxsize=QUEUE_PAGES)
+    stop = threading.Event()
+    requests = [0]
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                pages.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for source in forms:
+                reader = client.with_token(source.token) if source.derived else client
+                cursor = cursors.get(source.form_id)
+                newest = cursor
+                since = max(cursor - lookback, 0) if cursor is not None else None
+                try:
+                    for page in reader.iter_lead_pages(source.form_id, since=since):
+                        for lead in page.leads:
+                            t = parse_created_time_unix(lead.get("created_time") if isinstance(lead, dict) else None)
+                            if t is not None and (newest is None or t > newest):
+                                newest = t
+                        last = not page.next_url_present
+                        if not put(("page", source, page.leads, newest if last else None)):
+                            return
+                    if not put(("done", source, None, None)):
+                        return
+                except GraphError as exc:
+                    if not put(("error", source, exc, None)) or is_final(exc, source.derived):
+                        return
+                finally:
+                    if reader is not client:
+                        requests[0] += reader.request_count
+        except BaseException as exc:  # a bug: handed to the landing thread, which raises it
+            put(("crash", None, exc, None))
+        finally:
+            put((_END, None, None, None))
+
+    producer = threading.Thread(target=produce, name=f"sync-{run.key}-fetch", daemon=True)
+    producer.start()
+    fetched_by_form: dict[str, int] = {}
     try:
-        info = client.debug_token()
-        forms = discover_forms(wh, key, client)
-        for source in forms[:1]:
-            next(iter(client.with_token(source.token).iter_lead_pages(source.form_id, limit=1)), None)
-    except (GraphError, SyncSetupError) as exc:
-        return {"success": False, "message": exc.user_message}
-    expires = info.get("expires_at")
-    expiry = "never expires" if not expires else f"expires at unix time {expires}"
-    return {"success": True, "message": f"Connection OK: token valid ({expiry}); {len(forms)} lead form(s) readable."}
+        done, pending = False, None
+        while not done:
+            item = pending if pending is not None else pages.get()  # waiting for Meta: the warehouse is closed
+            pending = None
+            with run.wh.session():
+                until = time.monotonic() + HOLD_SECONDS
+                while True:
+                    item, pending = _merge_ready(item, pages)
+                    done = _handle(run, item, fetched_by_form)
+                    if done or time.monotonic() >= until:
+                        break
+                    if pending is not None:
+                        item, pending = pending, None
+                        continue
+                    try:
+                        item = pages.get_nowait()
+                    except queue.Empty:
+                        break
+    finally:
+        stop.set()
+        producer.join(timeout=5)
+        run.result.graph_requests += requests[0]
+
+
+def _merge_ready(item: tuple, pages: queue.Queue) -> tuple[tuple, tuple | None]:
+    """``item`` and the pages of the same form already waiting behind it, as one page (one transaction instead of
+    one each, when Meta answers faster than pages land); also the first waiting item that is not one of them."""
+    if item[0] != "page" or item[3] is not None:
+        return item, None
+    kind, source, leads, cursor = item
+    leads = list(leads)
+    while cursor is None and len(leads) < MERGE_LEADS:
+        try:
+            following = pages.get_nowait()
+        except queue.Empty:
+            break
+        if following[0] != "page" or following[1] is not source:
+            return (kind, source, leads, cursor), following
+        leads.extend(following[2])
+        cursor = following[3]
+    return (kind, source, leads, cursor), None
+
+
+def _handle(run: _Run, item: tuple, fetched_by_form: dict[str, int]) -> bool:
+    """Land one queued item; True at the end of the queue."""
+    kind, source, payload, cursor = item
+    if kind is _END:
+        return True
+    if kind == "crash":
+        raise payload
+    if kind == "error":
+        if is_final(payload, source.derived):
+            run.fatal = payload.user_message
+            run.result.errors.append(f"form {source.form_id}: {payload}")
+        else:
+            run.fail("form", source.form_id, payload)
+        return False
+    if kind == "done":
+        run.ok_units += 1
+        return False
+    leads = payload
+    run.result.fetched += len(leads)
+    fetched_by_form[source.form_id] = fetched_by_form.get(source.form_id, 0) + len(leads)
+    _land(run, source.page_id, source.form_id, leads, cursor)
+    if run.on_page:
+        run.on_page(source.form_id, fetched_by_form[source.form_id])
+    return False
+
+
+def _land(run: _Run, page_id: str | None, form_id: str | None, leads: list, cursor: int | None) -> LandResult | None:
+    """Land and store one page; when storing fails (not the warehouse itself), keep the raw rows for the next run."""
+    try:
+        done = land_page(run.wh, sync_id=run.result.sync_id, distributor=run.key, default_region=run.region,
+                         page_id=page_id, form_id=form_id, leads=leads, cursor=cursor)
+    except Exception as exc:
+        if is_write_conflict(exc):
+            raise
+        log.exception("distributor %s, form %s: storing a page failed; landing it raw for the next run", run.key,
+                      form_id)
+        landed = land_raw_page(run.wh, sync_id=run.result.sync_id, distributor=run.key, page_id=page_id,
+                               form_id=form_id, leads=leads)
+        run.result.landed += landed
+        what = redact(f"{type(exc).__name__}: {exc}")
+        run.result.failures.append({"form_id": form_id, "error": what,
+                                    "what_to_do": "The leads were kept as received; the next sync stores them. "
+                                                  "If this repeats, report it with the error."})
+        run.result.errors.append(f"form {form_id}: {len(leads)} leads landed but not stored ({what})")
+        return None
+    run.add(done, done.landed)
+    return done
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Fetching lead ids (the webhook processor)
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _sync_leads(run: _Run, client: GraphClient, wanted: list[tuple[str, str | None, str | None]],
+                gone: set[str]) -> None:
+    fetch = by_id.fetch(client, [w for w in wanted if w[0] not in gone])
+    run.result.graph_requests += fetch.graph_requests
+    run.result.errors.extend(fetch.errors)
+    run.ok_units += fetch.ok_groups
+    if fetch.fatal:
+        run.fatal = fetch.fatal
+    outcomes = {lead_id: LeadOutcome("deleted", None) for lead_id in gone}
+    outcomes.update(fetch.outcomes)
+    run.result.fetched = len(fetch.leads)
+    if fetch.leads:
+        with run.wh.session():
+            for (page_id, form_id), leads in by_id.pages(fetch.leads, wanted).items():
+                _land(run, page_id, form_id, leads, None)
+            with run.wh.transaction() as conn:
+                outcomes.update(by_id.outcomes(conn, run.key, run.result.sync_id, list(fetch.leads)))
+    run.result.lead_outcomes = {w[0]: outcomes.get(w[0], LeadOutcome("retry", "not fetched")) for w in wanted}
+    for outcome in run.result.lead_outcomes.values():
+        if outcome.status in ("retry", "failed"):
+            run.result.partial = True
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The result
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _conclude(run: _Run, warnings: list[str]) -> None:
+    """Status, counts and message of the run (see :func:`~leads_pipeline.lib.ingest.runs.conclude`)."""
+    conclude(run.result, run.stored, key=run.key, fatal=run.fatal, ok_units=run.ok_units, warnings=warnings)

@@ -13,12 +13,25 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from ..dialect import Dialect
-from . import v001_core, v002_marts, v003_web_auth, v004_postgres_indexes, v005_raw_payload_zstd
+from . import (
+    v001_core,
+    v002_marts,
+    v003_web_auth,
+    v004_postgres_indexes,
+    v005_raw_payload_zstd,
+    v006_form_ownership,
+    v007_sync_runs_per_run,
+    v008_leads_not_rejects,
+    v009_webhook_retries,
+)
 
 if TYPE_CHECKING:
     from ..connection import Warehouse
 
-_FILES: list[ModuleType] = [v001_core, v002_marts, v003_web_auth, v004_postgres_indexes, v005_raw_payload_zstd]
+_FILES: list[ModuleType] = [
+    v001_core, v002_marts, v003_web_auth, v004_postgres_indexes, v005_raw_payload_zstd,
+    v006_form_ownership, v007_sync_runs_per_run, v008_leads_not_rejects, v009_webhook_retries,
+]
 
 #: (version, name, statements) in the order they apply; the version is the file's number.
 MIGRATIONS: list[tuple[int, str, Callable[[Dialect], list[str]]]] = [

@@ -1,0 +1,228 @@
+"""Landing: a page of leads as received into ``raw_leads`` — parsed and stored in the same short transaction.
+
+Why land and store together: a page's raw rows, their ``leads`` / ``rejected_leads`` rows and the form's cursor
+commit at once, so no other process ever sees this run's raw rows unprocessed (a concurrent webhook run or sync never
+stores — and counts — another run's leads), and a crash leaves either the whole page or none of it. Only raw rows a
+run could land but not store (a parse failure; rows of an older version) stay unprocessed; the next run stores them
+with :func:`~leads_pipeline.lib.ingest.store.process_raw` and counts them as ``recovered``.
+
+:func:`land_page` per page, in one transaction:
+
+1. the page is staged; ids in ``lead_tombstones`` are dropped (a lead deleted on request is never landed again);
+2. its new leads are inserted into ``raw_leads`` keyed on ``(distributor, raw_key)`` (the Meta lead id, or
+   ``sha256:<hash>`` of a payload without a usable id), already marked processed, ``RETURNING`` which keys were new;
+   a lead landed before (by this distributor) is left alone and not stored again;
+3. those new leads are parsed and stored (:func:`~leads_pipeline.lib.ingest.store.store_parsed`), attributed to this
+   run; a lead id another distributor holds is counted by name, never silently dropped;
+4. with ``cursor`` (passed with the *last* page of a form's pagination) ``sync_cursors`` moves forward — never
+   back — so a cursor only ever covers committed leads.
+
+Lock order (PostgreSQL): staged rows are inserted ``ORDER BY`` their key — ``raw_leads`` by ``raw_key``, ``leads`` by
+``meta_lead_id``, ``rejected_leads`` by ``reject_key`` — so two writers of the same leads (a sync newest-first and the
+webhook processor oldest-first) wait for each other rather than deadlock; a deadlock or serialisation failure that
+still happens runs the transaction again (:func:`~leads_pipeline.lib.warehouse.retry_conflicts`).
+
+DuckDB executes ``ON CONFLICT`` as a join that scans the key columns of the *whole* table, so there: (1) leads of
+the page among the newest ``RECENT_ROWS`` raw rows (the sync's lookback re-reads) are dropped with a scan that the
+min/max statistics of ``id`` limit to the newest row groups; (2) a plain ``INSERT`` checks each key in the primary-key
+index; (3) only when that meets an older duplicate is the page written again with ``ON CONFLICT`` (rare).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from leads_pipeline.lib.ingest import codec
+from leads_pipeline.lib.ingest.parse import gc_paused, lead_key
+from leads_pipeline.lib.ingest.store import (
+    ProcessResult,
+    form_locales,
+    parse_rows,
+    store_parsed,
+)
+from leads_pipeline.lib.warehouse import Conn, Warehouse, retry_conflicts
+
+__all__ = ["RECENT_ROWS", "LandResult", "get_cursor", "get_cursors", "land_page", "land_raw_page"]
+
+# A DuckDB landing first looks for the page's leads among this many newest raw rows (a cheap, bounded scan).
+RECENT_ROWS = 100_000
+
+# JSON columns are staged as TEXT and cast in the INSERT: DuckDB stages TEXT several times faster than JSON.
+_RAW_STAGE = {"ord": "BIGINT", "distributor": "TEXT", "raw_key": "TEXT", "sync_id": "TEXT", "page_id": "TEXT",
+              "form_id": "TEXT", "meta_lead_id": "TEXT", "payload": "TEXT"}
+_RAW_TEXT = (4, 5, 7)  # page_id, form_id, payload: what may need cleaning
+
+
+@dataclass
+class LandResult(ProcessResult):
+    """What one page did: ``landed`` new raw rows, and what storing them did (see ``ProcessResult``)."""
+
+    landed: int = 0
+    new_keys: list[str] = field(default_factory=list)
+
+
+def _stage_rows(leads: Sequence[Any], distributor: str, sync_id: str, page_id: str | None,
+                form_id: str | None) -> tuple[list[list], dict[str, Any]]:
+    """The page as staging rows (one per distinct lead, first occurrence wins) and the leads by key."""
+    rows: dict[str, list] = {}
+    by_key: dict[str, Any] = {}
+    dumps = codec.dumps
+    with gc_paused():
+        for lead in leads:
+            key = lead_key(lead)
+            if key in rows:
+                continue  # the same lead twice in one page: keep the first
+            lead_id = key if not key.startswith("sha256:") else None
+            rows[key] = [len(rows), distributor, key, sync_id, page_id, form_id, lead_id, dumps(lead)]
+            by_key[key] = lead
+    return list(rows.values()), by_key
+
+
+def land_page(
+    wh: Warehouse,
+    *,
+    sync_id: str,
+    distributor: str,
+    default_region: str,
+    page_id: str | None,
+    form_id: str | None,
+    leads: Sequence[Any],
+    cursor: int | None = None,
+) -> LandResult:
+    """Land one page, store its new leads and move the form's cursor, in one transaction (module docstring)."""
+    if cursor is not None and not form_id:
+        raise ValueError("a cursor belongs to a form: land_page(cursor=…) needs form_id")
+    staged, by_key = _stage_rows(leads, distributor, sync_id, page_id, form_id)
+
+    def attempt() -> LandResult:
+        merge = clean = False
+        while True:
+            try:
+                with wh.transaction() as conn, gc_paused():
+                    return _land(conn, staged, by_key, sync_id, distributor, default_region, form_id, cursor,
+                                 merge=merge, clean=clean, store=True)
+            except Exception as exc:
+                if not merge and codec.is_duplicate_key(exc):
+                    merge = True  # a lead landed or stored long ago came back: let ON CONFLICT sort it out
+                    continue
+                # Text a backend refuses (a NUL character, an unpaired surrogate): stored cleaned rather than never.
+                if not clean and isinstance(exc, codec.data_errors()) and not _conflict(exc):
+                    clean = True
+                    codec.sanitise(staged, _RAW_TEXT)
+                    continue
+                raise
+
+    return retry_conflicts(attempt, what=f"landing a page of {distributor}")
+
+
+def land_raw_page(
+    wh: Warehouse,
+    *,
+    sync_id: str,
+    distributor: str,
+    page_id: str | None,
+    form_id: str | None,
+    leads: Sequence[Any],
+    cursor: int | None = None,
+) -> int:
+    """Land one page in ``raw_leads`` *without* storing it (left unprocessed); returns how many rows were new.
+
+    The sync uses it only when storing a page failed, so that what Meta gave is kept for the next run's recovery;
+    tests use it to make raw rows a crashed run would leave.
+    """
+    if cursor is not None and not form_id:
+        raise ValueError("a cursor belongs to a form: land_raw_page(cursor=…) needs form_id")
+    staged, by_key = _stage_rows(leads, distributor, sync_id, page_id, form_id)
+
+    def attempt() -> int:
+        merge = clean = False
+        while True:
+            try:
+                with wh.transaction() as conn:
+                    return _land(conn, staged, by_key, sync_id, distributor, "", form_id, cursor, merge=merge,
+                                 clean=clean, store=False).landed
+            except Exception as exc:
+                if not merge and codec.is_duplicate_key(exc):
+                    merge = True
+                    continue
+                if not clean and isinstance(exc, codec.data_errors()) and not _conflict(exc):
+                    clean = True
+                    codec.sanitise(staged, _RAW_TEXT)
+                    continue
+                raise
+
+    return retry_conflicts(attempt, what=f"landing a page of {distributor}")
+
+
+def _conflict(exc: BaseException) -> bool:
+    from leads_pipeline.lib.warehouse import is_write_conflict
+
+    return is_write_conflict(exc)
+
+
+def _land(conn: Conn, staged: list[list], by_key: dict[str, Any], sync_id: str, distributor: str, region: str,
+          form_id: str | None, cursor: int | None, *, merge: bool, clean: bool, store: bool) -> LandResult:
+    result = LandResult()
+    if staged:
+        conn.stage("raw_page", _RAW_STAGE, staged)
+        result.skipped_deleted = max(0, conn.execute(
+            "DELETE FROM raw_page WHERE raw_key IN (SELECT meta_lead_id FROM lead_tombstones)"))
+        columns = "distributor, raw_key, sync_id, page_id, form_id, meta_lead_id"
+        if conn.backend == "duckdb" and not merge:
+            # Drop the leads among the newest landed rows (ids grow with the table, so min/max statistics skip
+            # every older row group), then a plain INSERT checked key by key against the primary-key index.
+            newest = conn.scalar("SELECT max(id) FROM raw_leads")
+            if newest is not None:
+                conn.execute(
+                    "DELETE FROM raw_page WHERE raw_key IN (SELECT r.raw_key FROM raw_leads r WHERE r.id > ? "
+                    "AND r.distributor = ? AND r.raw_key IN (SELECT raw_key FROM raw_page))",
+                    [int(newest) - RECENT_ROWS, distributor],
+                )
+            conflict = ""
+        else:
+            conflict = " ON CONFLICT (distributor, raw_key) DO NOTHING"
+        stamp = codec.now()
+        processed = "?" if store else "NULL"
+        params = [stamp, stamp] if store else [stamp]
+        new_keys = conn.query_columns(
+            f"INSERT INTO raw_leads ({columns}, payload, fetched_at, processed_at) "
+            f"SELECT {columns}, CAST(payload AS {conn.dialect.json}), ?, {processed} FROM raw_page "
+            f"ORDER BY raw_key{conflict} RETURNING raw_key",
+            params,
+        ).get("raw_key") or []
+        result.landed = len(new_keys)
+        result.new_keys = new_keys
+        if store and new_keys:
+            keys = set(new_keys)
+            rows = [r for r in staged if r[2] in keys]
+            leads, rejects, _ = parse_rows(distributor, region, [by_key[r[2]] for r in rows], [r[7] for r in rows],
+                                           [r[4] for r in rows], [r[5] for r in rows], [sync_id] * len(rows),
+                                           form_locales(conn))
+            stored = store_parsed(conn, leads, rejects, merge=merge, clean=clean, sync_id=sync_id,
+                                  distributor=distributor)
+            stored.skipped_deleted += result.skipped_deleted
+            stored.processed = len(new_keys)
+            result = LandResult(**{**vars(stored), "landed": result.landed, "new_keys": new_keys})
+    if cursor is not None:
+        conn.execute(
+            "INSERT INTO sync_cursors (distributor, form_id, last_created_time, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (distributor, form_id) DO UPDATE SET "
+            "last_created_time = GREATEST(sync_cursors.last_created_time, excluded.last_created_time), "
+            "updated_at = excluded.updated_at",
+            [distributor, form_id, int(cursor), codec.now()],
+        )
+    return result
+
+
+def get_cursor(wh: Warehouse, distributor: str, form_id: str) -> int | None:
+    """The form's cursor: the newest ``created_time`` (unix seconds) landed and committed, or None."""
+    with wh.transaction(read_only=True) as conn:
+        return get_cursors(conn, distributor).get(form_id)
+
+
+def get_cursors(conn: Conn, distributor: str) -> dict[str, int]:
+    """Every form's cursor of a distributor (one read at the start of a run)."""
+    rows = conn.query("SELECT form_id, last_created_time FROM sync_cursors WHERE distributor = ?", [distributor])
+    return {r["form_id"]: int(r["last_created_time"]) for r in rows}
