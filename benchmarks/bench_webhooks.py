@@ -32,10 +32,10 @@ from pathlib import Path
 import requests
 
 from leads_pipeline.lib.distributors import registry as distributors
-from leads_pipeline.lib.webhooks import inbox
+from leads_pipeline.lib.webhooks import process as inbox_process
 from leads_pipeline.lib.security import generate_key, sign
 from leads_pipeline.simulator import Scenario, SimulatorServer
-from leads_pipeline.lib.ingest.sync import make_client
+from leads_pipeline.lib.graph import make_client
 from leads_pipeline.lib.warehouse import Warehouse
 from leads_pipeline.settings import Settings
 
@@ -219,10 +219,10 @@ def latency(warehouse_url: str, leads: int = 150, per_second: float = 15.0, tick
     ticks: list[float] = []
 
     def sensor_loop() -> None:
-        """Stands in for webhook_inbox_sensor + webhook_leads: process the inbox, then note which leads exist."""
+        """Stands in for webhook_inbox_sensor + webhook_leads_job: process the inbox, then note which leads exist."""
         while True:
             t0 = time.monotonic()
-            inbox.process_inbox(wh, key, factory)
+            inbox_process.process_inbox(wh, key, factory)
             ticks.append(time.monotonic() - t0)
             waiting = [i for i in list(announced) if i not in visible]
             if waiting:

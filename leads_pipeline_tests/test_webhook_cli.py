@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from leads_pipeline.cli import main
 from leads_pipeline.lib.webhooks import inbox
+from leads_pipeline.lib.webhooks.delivery import parse_delivery
 from leads_pipeline_tests.test_webhook_support import (  # noqa: F401 - fixtures
     SAMPLE_DOC_NUMERIC,
     SAMPLE_POSTMAN,
@@ -69,12 +70,13 @@ def test_inbox_counts_and_unrouted_pages(warehouse, monkeypatch) -> None:
     configure(monkeypatch, warehouse_url=warehouse.url)
     empty = _run("webhooks", "inbox")
     assert "empty" in empty.output
-    inbox.store_changes(warehouse, inbox.parse_delivery(SAMPLE_POSTMAN) + inbox.parse_delivery(SAMPLE_DOC_NUMERIC))
+    inbox.store_changes(warehouse, parse_delivery(SAMPLE_POSTMAN) + parse_delivery(SAMPLE_DOC_NUMERIC))
     data = json.loads(_run("webhooks", "inbox", "--json").output)
     assert data["total"] == 3 and data["by_status"] == {"unrouted": 3}
-    assert {p["page_id"]: p["rows"] for p in data["unrouted_pages"]} == {"123123123": 2, "138124712925158": 1}
+    assert {(p["page_id"], p["form_id"]): p["rows"] for p in data["unrouted"]} == {
+        ("123123123", "12312312312"): 2, ("138124712925158", "172036835026334"): 1}
     text = _run("webhooks", "inbox").output
-    assert "3 inbox row(s): unrouted 3" in text and "page 123123123: 2 row(s)" in text
+    assert "3 inbox row(s): unrouted 3" in text and "page 123123123 form 12312312312: 2 row(s)" in text
     assert json.loads(_run("webhooks", "inbox", "--status", "pending", "--json").output)["total"] == 0
     assert CliRunner().invoke(main, ["webhooks", "inbox", "--status", "bogus"]).exit_code == 2
 
@@ -84,11 +86,13 @@ def test_process_stores_pending_leads_without_dagster(world, monkeypatch) -> Non
     configure(monkeypatch, warehouse_url=wh.url)
     announced = sim.advance(leads=4)
     assert sim.flush_webhooks(30)
-    key = add_sim_distributor(wh, monkeypatch, manifest)  # added after the deliveries: `process` reroutes first
+    assert {r["status"] for r in inbox_rows(wh).values()} == {"unrouted"}  # nobody owns the forms yet
+    key = add_sim_distributor(wh, monkeypatch, manifest)  # its discovery claims them: the registry re-routes
+    assert {r["status"] for r in inbox_rows(wh).values()} == {"pending"}
     result = _run("webhooks", "process")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data["rerouted"] == 4
+    assert data["rerouted"] == 0
     (only,) = data["distributors"]
     assert only["distributor"] == key and only["stored"] == 4 and only["fatal"] is None
     assert set(announced) <= lead_ids(wh)

@@ -7,12 +7,15 @@ the tests run without that folder; ``test_samples_match_the_reference`` checks t
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 import requests
@@ -22,10 +25,11 @@ from starlette.applications import Starlette
 from leads_pipeline.lib.distributors import registry as distributors
 from leads_pipeline.lib.graph import GraphClient
 from leads_pipeline.lib.security import generate_key, sign
-from leads_pipeline.simulator import Scenario, SimulatorServer
 from leads_pipeline.lib.warehouse import Warehouse
 from leads_pipeline.settings import get_settings
+from leads_pipeline.simulator import Scenario, SimulatorServer
 from leads_pipeline.web.webhooks import close_writers, webhook_routes
+from leads_pipeline_tests.graph_fixtures import FakeGraph, Recorded, Reply
 
 REFERENCE_DIR = Path("/work/shared/reference/meta-samples")
 
@@ -278,7 +282,11 @@ def spy_factory(base_url: str, app_secret: str | None = None):
 
 def add_sim_distributor(wh: Warehouse, monkeypatch: pytest.MonkeyPatch, manifest: dict, *, token: str = "user",
                         extra_pages: tuple[str, ...] = (), name: str = "Sim Clinic") -> str:
-    """A distributor owning the simulator's pages (user token, or the first page's token), returns its key."""
+    """A distributor owning the simulator's pages (user token, or the first page's token), returns its key.
+
+    Its forms are recorded as its discovery would record them on its first sync (``registry.record_forms``): webhooks
+    are routed by form, so until a distributor owns a form its changes wait as ``unrouted``.
+    """
     if get_settings().secret_key is None:
         configure(monkeypatch, secret_key=generate_key())
     pages = [p["id"] for p in manifest["pages"]]
@@ -289,7 +297,87 @@ def add_sim_distributor(wh: Warehouse, monkeypatch: pytest.MonkeyPatch, manifest
         pages = pages[:1]
     dist = distributors.add(wh, name, tok, page_ids=[*pages, *extra_pages],
                             region=manifest["pages"][0]["default_region"])
+    distributors.record_forms(wh, dist.key, [{"id": f["id"], "name": f.get("name"), "page_id": p["id"]}
+                                             for p in manifest["pages"] if p["id"] in pages for f in p["forms"]])
     return dist.key
+
+
+PAGE, FORM = "710000000000001", "720000000000001"
+PAGE_TOKEN = "EAAGpagetoken00000000000000000000000000"
+
+
+class LeadServer(FakeGraph):
+    """A scripted Graph API (real HTTP): ``/me/accounts`` (one Page), the Page's forms, leads by id (batch or
+    single). A lead in ``missing`` answers Meta's 100/33 for its first ``missing[id]`` reads (-1: always), one in
+    ``flaky`` a ``null`` batch item (Meta timed out) for its first ``flaky[id]`` reads; ``down`` fails every batch
+    POST with a 500."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.leads: dict[str, dict] = {}
+        self.missing: dict[str, int] = {}
+        self.flaky: dict[str, int] = {}
+        self.down = False
+        self.reads: Counter = Counter()
+
+    def lead(self, lead_id: str, email: str = "ayse@example.com", field_data: Any = None) -> str:
+        self.leads[lead_id] = {"id": lead_id, "created_time": "2026-06-01T10:00:00+0000", "form_id": FORM,
+                               "field_data": [{"name": "full_name", "values": ["Ayşe Yılmaz"]},
+                                              {"name": "email", "values": [email]}]
+                               if field_data is None else field_data}
+        return lead_id
+
+    def _read(self, lead_id: str) -> tuple[int, dict]:
+        self.reads[lead_id] += 1
+        left = self.missing.get(lead_id, 0)
+        if lead_id not in self.leads or left == -1 or self.reads[lead_id] <= left:
+            return 400, {"error": {"message": f"Unsupported get request. Object with ID '{lead_id}' does not exist, "
+                                              "cannot be loaded due to missing permissions, or does not support this "
+                                              "operation.", "type": "GraphMethodException", "code": 100,
+                                   "error_subcode": 33, "fbtrace_id": "AbC"}}
+        return 200, self.leads[lead_id]
+
+    def _answer(self, rec: Recorded) -> Reply:
+        with self._lock:
+            self.requests.append(rec)
+        parts = [p for p in rec.path.split("/") if p]
+        if rec.method == "POST" and len(parts) == 1:  # a batch
+            if self.down:
+                return Reply(body={"error": {"message": "An unexpected error has occurred.", "type": "OAuthException",
+                                             "code": 2, "is_transient": True}}, status=500)
+            items: list[Any] = []
+            for op in json.loads(parse_qs(rec.body.decode())["batch"][0]):
+                lead_id = op["relative_url"].split("?")[0].strip("/").split("/")[-1]
+                if self.flaky.get(lead_id, 0) > 0:
+                    self.flaky[lead_id] -= 1
+                    items.append(None)
+                    continue
+                status, body = self._read(lead_id)
+                items.append({"code": status, "headers": [], "body": json.dumps(body)})
+            return Reply(body=items)
+        if parts[-2:] == ["me", "accounts"]:
+            return Reply(body={"data": [{"id": PAGE, "name": "Clinic Page", "access_token": PAGE_TOKEN}]})
+        if parts[-1] == "leadgen_forms":
+            return Reply(body={"data": [{"id": FORM, "name": "Form", "status": "ACTIVE", "locale": "en_GB",
+                                         "leads_count": len(self.leads), "expired_leads_count": 0}]})
+        if parts[-1] == "leads":
+            return Reply(body={"data": []})
+        status, body = self._read(parts[-1])
+        return Reply(body=body, status=status)
+
+
+@pytest.fixture
+def lead_server(warehouse, monkeypatch):
+    server = LeadServer().start()
+    configure(monkeypatch, secret_key=generate_key(), graph_base_url=server.url)
+    key = distributors.add(warehouse, "Scripted Clinic", "EAAGusertoken000000000000000000000000",
+                           page_ids=[PAGE], form_ids=[FORM]).key
+
+    def factory(token: str) -> GraphClient:
+        return GraphClient(token, base_url=server.url, max_retries=0, backoff_base=0.001, backoff_max=0.01)
+
+    yield warehouse, server, key, factory
+    server.stop()
 
 
 def test_samples_match_the_reference() -> None:

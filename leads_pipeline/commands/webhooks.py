@@ -8,10 +8,10 @@ import click
 
 from leads_pipeline.commands.common import echo_json, fail, warehouse
 from leads_pipeline.lib.distributors import registry as distributors
-from leads_pipeline.lib.webhooks import inbox
-from leads_pipeline.lib.graph import REQUIRED_PERMISSIONS, GraphError
+from leads_pipeline.lib.graph import REQUIRED_PERMISSIONS, GraphError, make_client
 from leads_pipeline.lib.graph.errors import TokenExpiredError, TokenInvalidError
-from leads_pipeline.lib.ingest.sync import make_client
+from leads_pipeline.lib.webhooks import inbox
+from leads_pipeline.lib.webhooks import process as inbox_process
 from leads_pipeline.settings import get_settings
 from leads_pipeline.web.webhooks import WEBHOOK_PATH
 
@@ -123,32 +123,42 @@ def inbox_cmd(status: str | None, as_json: bool) -> None:
     click.echo(f"{data['total']} inbox row(s): " + ", ".join(f"{k} {v}" for k, v in data["by_status"].items()))
     for row in data["by_distributor"]:
         who = row["distributor"] or "(no distributor)"
-        click.echo(f"  {row['status']:<10} {who:<30} {row['rows']:>8} row(s)  {row['deliveries']:>8} deliveries  "
-                   f"last {row['last_received_at']}")
-    if data["unrouted_pages"]:
-        click.echo("Unrouted Pages (no distributor has them; add the Page to a distributor and they are routed):")
-        for row in data["unrouted_pages"]:
-            click.echo(f"  page {row['page_id']}: {row['rows']} row(s), last {row['last_received_at']}")
+        extra = ""
+        if row["status"] == "pending" and row.get("next_attempt_at"):
+            extra = f"  next attempt {row['next_attempt_at']} (up to {row['max_attempts']} failed so far)"
+        click.echo(f"  {row['status']:<14} {who:<30} {row['rows']:>8} row(s)  {row['deliveries']:>8} deliveries  "
+                   f"last {row['last_received_at']}{extra}")
+    if data["unrouted"]:
+        click.echo("Unrouted (no distributor owns the form; claim it with `distributors add|update --form-id`, or let "
+                   "the sync of the distributor with that Page discover it — they are routed then):")
+        for row in data["unrouted"]:
+            click.echo(f"  page {row['page_id'] or '-'} form {row['form_id'] or '-'}: {row['rows']} row(s), "
+                       f"last {row['last_received_at']}")
     if data["recent_errors"]:
         click.echo("Recent errors:")
         for row in data["recent_errors"]:
-            click.echo(f"  {row['leadgen_id']} ({row['distributor']}, {row['status']}): {row['error']}")
+            when = f", attempt {row['attempts']}, next {row['next_attempt_at']}" if row["status"] == "pending" else ""
+            click.echo(f"  {row['leadgen_id']} ({row['distributor']}, {row['status']}{when}): {row['error']}")
 
 
 @webhooks.command("process")
 @click.argument("key", required=False)
 @click.option("--limit", default=500, show_default=True, help="Leads per round (Graph batches of 50).")
 def process(key: str | None, limit: int) -> None:
-    """Fetch and store the pending webhook leads now (of KEY, or of every distributor), without Dagster."""
+    """Fetch and store the due webhook leads now (of KEY, or of every distributor), without Dagster.
+
+    Each round is a sync run (``sync_runs``, trigger ``webhook``); leads Meta cannot serve yet wait for their next
+    attempt (``webhooks inbox`` shows when)."""
     wh = warehouse()
     rerouted = inbox.reroute_unrouted(wh)
     if key is not None:
         _known(wh, key)
         keys = [key]
     else:
-        keys = sorted(inbox.overview(wh).pending)  # enabled distributors with pending rows
+        keys = sorted(inbox.overview(wh).pending)  # enabled distributors with rows due now
     settings = get_settings()
-    results = [inbox.process_all(wh, k, lambda token: make_client(token, settings), limit=limit).to_dict()
+    results = [inbox_process.process_all(wh, k, lambda token: make_client(token, settings), limit=limit,
+                                         settings=settings).to_dict()
                for k in keys]
     echo_json({"rerouted": rerouted, "distributors": results})
     fatal = [r for r in results if r["fatal"]]

@@ -20,8 +20,8 @@ A POST is answered in this order, and nothing is stored unless every check passe
 ====  ==========================================================================================================
 
 The write is durable before the 200: requests waiting at the same moment are committed together by one
-:class:`~leads_pipeline.lib.webhooks.inbox.InboxWriter` per warehouse (group commit, one transaction each), off the event
-loop. Logs carry counts and statuses only — never a body, a signature or a secret.
+:class:`~leads_pipeline.lib.webhooks.writer.InboxWriter` per warehouse (group commit, one transaction each), off the
+event loop. Logs carry counts and statuses only — never a body, a signature or a secret.
 """
 
 from __future__ import annotations
@@ -38,9 +38,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from leads_pipeline.lib.webhooks import inbox
 from leads_pipeline.lib.security import redact, verify_signature
 from leads_pipeline.lib.warehouse import Warehouse, connect
+from leads_pipeline.lib.webhooks.delivery import InvalidDelivery, parse_delivery
+from leads_pipeline.lib.webhooks.writer import InboxWriter
 from leads_pipeline.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -53,35 +54,36 @@ MAX_BODY_BYTES = 1024 * 1024
 STORE_TIMEOUT_SECONDS = 25.0
 _MAX_CHALLENGE_LENGTH = 256
 
-_writers: dict[str, inbox.InboxWriter] = {}
+_writers: dict[str, InboxWriter] = {}
 _writers_lock = threading.Lock()
 
-# "No distributor owns page X" is worth a warning, not one per delivery: at most once a minute per page.
+# "No distributor owns form X" is worth a warning, not one per delivery: at most once a minute per Page/form.
 _UNROUTED_WARN_SECONDS = 60.0
 _unrouted_warned: dict[str, float] = {}
 _unrouted_lock = threading.Lock()
 
 
-def _warn_unrouted(page_ids: tuple[str, ...]) -> None:
+def _warn_unrouted(ids: tuple[str, ...]) -> None:
     now = time.monotonic()
     with _unrouted_lock:
-        fresh = [p for p in page_ids if now - _unrouted_warned.get(p, -1e9) >= _UNROUTED_WARN_SECONDS]
+        fresh = [p for p in ids if now - _unrouted_warned.get(p, -1e9) >= _UNROUTED_WARN_SECONDS]
         for p in fresh:
             _unrouted_warned[p] = now
         if len(_unrouted_warned) > 10_000:
             _unrouted_warned.clear()
     if fresh:
-        log.warning("webhook: change(s) for page(s) no distributor owns: %s (kept as unrouted; add the Page to a "
-                    "distributor and they are routed; `leads-pipeline webhooks inbox` lists them)", ", ".join(fresh))
+        log.warning("webhook: change(s) no distributor owns (%s): kept as unrouted, routed as soon as a distributor "
+                    "owns the form (`distributors add|update --form-id`, or its sync discovers it); "
+                    "`leads-pipeline webhooks inbox` lists them", ", ".join(fresh))
 
 
-def _writer_for(wh: Warehouse) -> inbox.InboxWriter:
+def _writer_for(wh: Warehouse) -> InboxWriter:
     """The process's writer for this warehouse, created (and the schema migrated) on first use."""
     with _writers_lock:
         writer = _writers.get(wh.url)
         if writer is None:
             wh.migrate()
-            writer = inbox.InboxWriter(wh)
+            writer = InboxWriter(wh)
             _writers[wh.url] = writer
         return writer
 
@@ -111,7 +113,7 @@ class WebhookReceiver:
     def _wh(self) -> Warehouse:
         return self._warehouse if self._warehouse is not None else connect()
 
-    def _ready_writer(self) -> inbox.InboxWriter | None:
+    def _ready_writer(self) -> InboxWriter | None:
         """The writer, when it exists already (no thread hop per request)."""
         url = self._warehouse.url if self._warehouse is not None else get_settings().resolved_warehouse_url
         return _writers.get(url)
@@ -168,8 +170,8 @@ class WebhookReceiver:
             log.warning("webhook delivery refused: bad signature (%d bytes)", len(body))
             return _error(403, "X-Hub-Signature-256 does not match the body (is LEADS_APP_SECRET this app's secret?).")
         try:
-            changes = inbox.parse_delivery(body)
-        except inbox.InvalidDelivery as exc:
+            changes = parse_delivery(body)
+        except InvalidDelivery as exc:
             log.warning("webhook delivery refused: %s", exc)
             return _error(400, f"Not a Meta webhook delivery: {exc}.")
         if not changes:
@@ -185,7 +187,8 @@ class WebhookReceiver:
                       redact(f"{type(exc).__name__}: {exc}")[:300])
             return _error(503, "The delivery could not be stored right now; it was not acknowledged (Meta retries).")
         if result.unrouted:
-            _warn_unrouted(result.unrouted_page_ids)
+            _warn_unrouted(tuple(f"form {f}" for f in result.unrouted_form_ids)
+                           or tuple(f"page {p}" for p in result.unrouted_page_ids))
         log.info("webhook delivery stored: %d change(s), %d new, %d duplicate, %d unrouted, %d deleted",
                  len(changes), result.new, result.duplicates, result.unrouted, result.deleted)
         return JSONResponse({"received": len(changes), "new": result.new, "duplicates": result.duplicates,
