@@ -7,7 +7,8 @@ Each measurement is one fresh ``dagster`` CLI process, as a run launched by the 
 load, run storage, executor), against the Graph API simulator (not real-time: the leads are all there) and a fresh
 PostgreSQL schema:
 
-- ``single``: ``dagster asset materialize --select raw_leads,leads --partition KEY`` — the ``sync_job`` path, the
+- ``single``: ``dagster asset materialize --select raw_leads,leads,rejected_leads --partition KEY`` — the
+  ``sync_job`` path (its one ``sync_leads`` step writes the three tables, so all three are selected), the
   multiprocess executor (one process per step), ``--single`` times on distributors not synced before;
 - ``batch_N``: ``dagster job execute -j sync_batch_job`` over N distributors not synced before, in-process.
 
@@ -87,8 +88,8 @@ def run(sizes: list[int], single: int = 3) -> dict:
         for _ in range(single):
             key = next(it)
             results["single"].append(round(timed([str(BIN / "dagster"), "asset", "materialize", "-m",
-                                                   "leads_pipeline.definitions", "--select", "raw_leads,leads",
-                                                   "--partition", key]), 2))
+                                                   "leads_pipeline.definitions", "--select",
+                                                   "raw_leads,leads,rejected_leads", "--partition", key]), 2))
         for n in sizes:
             batch = [next(it) for _ in range(n)]
             cfg = tmp / f"batch_{n}.yaml"

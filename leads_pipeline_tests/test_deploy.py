@@ -334,11 +334,11 @@ def test_celery_instance_builds(tmp_path, dagster_db):
 
 
 # --------------------------------------------------------------------------------------------------------------
-# The daemon against the real PostgreSQL: schedule → queue → run workers → leads in the PostgreSQL warehouse
+# The daemon against the real PostgreSQL: due-sync sensor → queue → run workers → leads in the PostgreSQL warehouse
 # --------------------------------------------------------------------------------------------------------------
 
-# From starting the code server: up to a minute until the schedule's next cron tick, then two runs of seven step
-# processes each (raw_leads, leads and five checks). Measured 100-160 s on 2 busy cores.
+# From starting the code server: the due-sync sensor's first tick (when the daemon starts, then every minute), then
+# two runs of three step processes each (the sync step and the two blocking checks).
 DAEMON_DEADLINE_SECONDS = 240
 
 
@@ -399,7 +399,8 @@ def _wait_for_code_server(port: int, proc: subprocess.Popen, log: Path, timeout:
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_daemon_on_postgres_runs_the_schedule_and_lands_the_leads(tmp_path, dagster_db, postgres_url, monkeypatch):
+def test_daemon_on_postgres_runs_the_due_sync_sensor_and_lands_the_leads(tmp_path, dagster_db, postgres_url,
+                                                                         monkeypatch):
     import dagster as dg
     import psycopg
 
@@ -453,14 +454,13 @@ def test_daemon_on_postgres_runs_the_schedule_and_lands_the_leads(tmp_path, dags
         daemon = _start([str(BIN / "dagster-daemon"), "run", "-w", str(DEPLOY_DIR / "workspace.grpc.yaml")],
                         env, daemon_log)
 
-        schedule_runs = dg.RunsFilter(job_name="sync_job", tags={"dagster/schedule_name":
-                                                                 "sync_due_distributors_schedule"})
+        sensor_runs = dg.RunsFilter(job_name="sync_job", tags={"dagster/sensor_name": "sync_due_sensor"})
         deadline = started + DAEMON_DEADLINE_SECONDS
         succeeded: dict[str, dg.DagsterRun] = {}
         while time.monotonic() < deadline:
             assert daemon.poll() is None, f"dagster-daemon exited ({daemon.returncode}):\n{_tail(daemon_log)}"
             assert code_server.poll() is None, f"the code server exited:\n{_tail(code_log)}"
-            runs = instance.get_runs(filters=schedule_runs)
+            runs = instance.get_runs(filters=sensor_runs)
             failed = [r for r in runs if r.status == dg.DagsterRunStatus.FAILURE]
             if failed:
                 errors = [e.message for e in instance.all_logs(failed[0].run_id) if e.level >= 40]
@@ -474,8 +474,8 @@ def test_daemon_on_postgres_runs_the_schedule_and_lands_the_leads(tmp_path, dags
         assert set(succeeded) == set(keys), (
             f"after {took:.0f}s: {[(r.tags.get('leads/distributor'), r.status.value) for r in runs]}\n"
             f"{_tail(daemon_log)}")
-        print(f"\ndaemon test: both scheduled syncs succeeded {took:.0f}s after start")  # noqa: T201
-        # The runs came from the schedule through the queue, one per distributor, tagged as the limits expect.
+        print(f"\ndaemon test: both due syncs succeeded {took:.0f}s after start")  # noqa: T201
+        # The runs came from the due-sync sensor through the queue, one per distributor, tagged as the limits expect.
         for key, run in succeeded.items():
             assert run.tags["dagster/partition"] == key and run.tags["leads/trigger"] == "schedule"
             events = {e.dagster_event.event_type for e in instance.all_logs(run.run_id) if e.dagster_event}
@@ -496,7 +496,7 @@ def test_daemon_on_postgres_runs_the_schedule_and_lands_the_leads(tmp_path, dags
         # And Dagster's own records are in the PostgreSQL instance database.
         with psycopg.connect(_dagster_db_url(dagster_db)) as conn:
             rows = dict(conn.execute("SELECT run_id, status FROM runs WHERE pipeline_name = 'sync_job'").fetchall())
-            ticks = conn.execute("SELECT count(*) FROM job_ticks WHERE type = 'SCHEDULE' AND status = 'SUCCESS'"
+            ticks = conn.execute("SELECT count(*) FROM job_ticks WHERE type = 'SENSOR' AND status = 'SUCCESS'"
                                  ).fetchone()[0]
             partitions = {r[0] for r in conn.execute(
                 "SELECT partition FROM dynamic_partitions WHERE partitions_def_name = 'distributors'")}
@@ -504,7 +504,7 @@ def test_daemon_on_postgres_runs_the_schedule_and_lands_the_leads(tmp_path, dags
                 "SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION' "
                 "AND run_id = ANY(%s)", [[r.run_id for r in succeeded.values()]]).fetchone()[0]
         assert all(rows[r.run_id] == "SUCCESS" for r in succeeded.values())
-        assert ticks >= 1 and partitions == set(keys) and materialized >= 2 * len(keys)
+        assert ticks >= 1 and partitions == set(keys) and materialized >= 3 * len(keys)
 
         # Every daemon the instance requires is alive (scheduler, sensors, queue, monitoring, run retries).
         heartbeats = instance.get_daemon_heartbeats()

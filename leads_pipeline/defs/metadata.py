@@ -14,10 +14,14 @@ COLUMN_DOCS = {
     "meta_lead_id": "Meta's lead id (the webhook's leadgen_id); primary key",
     "distributor": "distributors.key: the partition this lead belongs to",
     "created_time": "when the person submitted the form (UTC)",
-    "email": "normalised email (trimmed, lower-case), NULL when invalid",
-    "phone": "phone in E.164, NULL when invalid",
+    "email": "normalised email (trimmed, lower-case), NULL when it does not validate (see email_raw)",
+    "phone": "phone in E.164, NULL when it does not validate (see phone_raw)",
+    "email_raw": "the email answer as typed, kept when it does not validate",
+    "phone_raw": "the phone answer as typed, kept when it does not validate",
     "status": "new → assigned → contacted → converted | rejected",
+    "status_reason": "why the lead was stored as rejected, e.g. 'no valid contact' (staff can reopen it)",
     "custom_fields": "every other answer as JSON {question: [values]}",
+    "sync_id": "sync_runs.sync_id of the run that stored the row",
 }
 
 

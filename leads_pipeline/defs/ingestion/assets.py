@@ -1,96 +1,105 @@
-"""Ingestion assets, one partition per distributor: ``raw_leads`` (as Meta sent them) → ``leads`` (parsed, deduped)."""
+"""One distributor's sync as one step: ``raw_leads`` → ``leads`` and ``rejected_leads`` (the quarantine), per partition.
+
+The three tables are written by one call of the one sync path (``lib.ingest.sync.sync_distributor``), so they are
+one ``multi_asset``: Dagster shows the lineage, the step is the sync, and each table gets its own materialisation with
+this run's figures. Nothing passes between steps through the warehouse any more (the old ``raw_leads`` step left an
+open ``sync_runs`` row for the ``leads`` step to close).
+
+Outcomes:
+
+- success: three materialisations (fetched / stored / rejected, row counts, a masked preview);
+- partial (a Page or form could not be read; the others were): the same materialisations with ``partial: true``
+  and the ``failures`` (id, Meta's message, what to do), a warning per failure, and the run tagged
+  ``leads/sync_status=partial`` so that it stands out in the Runs list;
+- failed (the token or its permissions): ``dg.Failure`` without retries, since retrying cannot fix a token.
+"""
 
 
 import dagster as dg
 
-from leads_pipeline.defs.metadata import leads_preview, table_schema
+from leads_pipeline.defs.ingestion.report import ASSETS, partition_counts, problems, sync_metadata
 from leads_pipeline.defs.partitions import distributors_partitions
 from leads_pipeline.defs.resources import GraphApiResource, WarehouseResource
-from leads_pipeline.lib.ingest import store as ingest
-from leads_pipeline.lib.ingest import sync
+from leads_pipeline.lib.ingest.sync import sync_distributor
 
-# Transient failures left after the client's own retries (network, 5xx, short throttling) get two more attempts.
-# Token and permission failures raise Failure(allow_retries=False): retrying cannot fix them.
+# An exception the sync did not turn into a result (e.g. the warehouse was unreachable) gets two more attempts.
+# Graph API throttling and transient errors are retried inside the client; a token failure is final.
 INGEST_RETRY = dg.RetryPolicy(max_retries=2, delay=20, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
+SYNC_STATUS_TAG = "leads/sync_status"
 
-@dg.asset(
+def _specs() -> list[dg.AssetSpec]:
+    """The three tables one sync writes (built in a function: a module-level AssetSpec would also be loaded as an
+    external asset of the same key)."""
+    raw_leads = dg.AssetSpec(
+        "raw_leads",
+        deps=["webhook_inbox"],
+        group_name="ingestion",
+        kinds={"facebook", "python"},
+        tags={"leads/layer": "raw"},
+        description=(
+            "Leads exactly as Meta's Graph API returned them, one partition per distributor (table `raw_leads`).\n\n"
+            "A sync reads the forms the distributor owns (claimed with `--form-id`, or found on its Pages and claimed"
+            " by no one else) incrementally from each form's cursor, and lands each page in a short transaction, "
+            "deduped on the Meta lead id; no Graph call happens while the warehouse is held. A Page or form that "
+            "cannot be read is reported (id, Meta's message, what to do) and the others still sync: the run is then "
+            "*partial*. Leads announced by webhooks (`webhook_inbox`) land here too, through the same sync path."
+        ),
+    )
+    leads = dg.AssetSpec(
+        "leads",
+        deps=["raw_leads"],
+        group_name="ingestion",
+        kinds={"python", "sql"},
+        tags={"leads/layer": "core"},
+        description=(
+            "One row per Meta lead (table `leads`), every lead with an id: answers parsed (every value kept), email "
+            "and phone normalised with the lead's own signals; a lead with no usable email or phone is kept with "
+            "`status = 'rejected'` and its reason, for staff to review.\n\n"
+            "Upserted by Meta lead id: a re-sync never overwrites what staff changed, and a deleted lead never comes "
+            "back. A lead id another distributor already holds is not stored twice; the run reports it by name "
+            "(`held_elsewhere`). Each run's figures are its own row in `sync_runs`."
+        ),
+    )
+    rejected_leads = dg.AssetSpec(
+        "rejected_leads",
+        deps=["raw_leads"],
+        group_name="ingestion",
+        kinds={"python", "sql"},
+        tags={"leads/layer": "quarantine"},
+        description=(
+            "The quarantine (table `rejected_leads`): records Meta served that cannot be a lead — no usable id, no "
+            "parseable `created_time`, or `field_data` not a list — with the reason and the payload as received."
+        ),
+    )
+    return [raw_leads, leads, rejected_leads]
+
+
+@dg.multi_asset(
+    name="sync_leads",
+    specs=_specs(),
     partitions_def=distributors_partitions,
-    group_name="ingestion",
-    kinds={"facebook", "python"},
     retry_policy=INGEST_RETRY,
-    code_version="1",
-    tags={"leads/layer": "raw"},
+    can_subset=False,  # one sync writes all three tables
+    code_version="2",
+    description="Sync one distributor: read its new leads from the Graph API, land, parse and store them.",
 )
-def raw_leads(context: dg.AssetExecutionContext, warehouse: WarehouseResource, graph: GraphApiResource):
-    """Leads exactly as Meta's Graph API returned them, for one distributor (table `raw_leads`).
-
-    Reads every lead form of the distributor's Facebook Pages (configured, or discovered from its token) through
-    `/{form-id}/leads`, incrementally from each form's cursor, page by page. Each page is landed as it arrives and
-    deduped on the Meta lead id; a form's cursor moves only together with the last page it covers, so a run that
-    dies anywhere can simply run again. A failing form is reported and the other forms still sync; an expired or
-    invalid token fails this distributor only, with what to do.
-    """
+def sync_leads(context: dg.AssetExecutionContext, warehouse: WarehouseResource, graph: GraphApiResource):
     key = context.partition_key
     wh = warehouse.get()
-    sync_id = ingest.start_sync(wh, key, trigger=f"dagster run {context.run.run_id[:8]}")
-    extracted = sync.extract(wh, key, sync_id, client_factory=graph.client_factory())
-    ingest.record_extract(wh, sync_id, extracted)
-    if extracted.fatal:
-        ingest.finish_open_syncs(wh, key, None)
+    trigger = f"dagster {context.run.tags.get('leads/trigger', 'manual')}"
+    result = sync_distributor(wh, key, trigger=trigger, run_id=context.run.run_id,
+                              settings=graph.client_settings(), client_factory=graph.client_factory())
+    context.instance.add_run_tags(context.run.run_id, {SYNC_STATUS_TAG: result.status})
+    for warning in problems(key, result):
+        context.log.warning(warning)
+    if result.status == "failed":
         raise dg.Failure(
-            description=f"Distributor {key}: {extracted.fatal}",
-            metadata={"errors": dg.MetadataValue.json(extracted.errors)},
+            description=f"Distributor {key}: {result.message}",
+            metadata={"sync_id": result.sync_id, "failures": dg.MetadataValue.json(list(result.failures or []))},
             allow_retries=False,
         )
-    for error in extracted.errors:
-        context.log.warning(f"{key}: {error}")
-    return dg.MaterializeResult(
-        metadata={
-            "fetched": extracted.fetched,
-            "new_raw_rows": extracted.landed,
-            "forms": extracted.forms,
-            "graph_requests": extracted.graph_requests,
-            "form_errors": dg.MetadataValue.json(extracted.errors),
-            "sync_id": sync_id,
-            "dagster/table_name": "raw_leads",
-            "dagster/partition_row_count": ingest.count_rows(wh, "raw_leads", key),
-        }
-    )
-
-
-@dg.asset(
-    partitions_def=distributors_partitions,
-    deps=[raw_leads],
-    group_name="ingestion",
-    kinds={"python", "sql"},
-    code_version="1",
-    tags={"leads/layer": "core"},
-)
-def leads(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """One row per Meta lead (table `leads`): answers parsed, email and phone normalised (E.164), validated.
-
-    Parses every not-yet-processed row of `raw_leads` for the distributor. Valid leads are upserted by Meta lead
-    id — a re-sync never overwrites what staff changed (status, assignment) and a deleted lead never comes back.
-    Malformed leads go to `rejected_leads` with their reason. The sync's result (fetched / stored / rejected /
-    errors) is recorded in `sync_runs`.
-    """
-    key = context.partition_key
-    wh = warehouse.get()
-    processed = sync.load(wh, key)
-    results = ingest.finish_open_syncs(wh, key, processed)
-    for result in results:
-        context.log.info(f"{key}: {result.message}")
-    return dg.MaterializeResult(
-        metadata={
-            "stored": processed.stored,
-            "rejected": processed.rejected,
-            "skipped_deleted": processed.skipped_deleted,
-            "processed_raw_rows": processed.processed,
-            "dagster/table_name": "leads",
-            "dagster/partition_row_count": ingest.count_rows(wh, "leads", key),
-            "dagster/row_count": ingest.count_rows(wh, "leads"),
-            "dagster/column_schema": table_schema(wh, "leads"),
-            "preview": dg.MetadataValue.md(leads_preview(wh, key)),
-        }
-    )
+    context.log.info(f"{key}: {result.message}")
+    metadata = sync_metadata(result, partition_counts(wh, key, detail=True))
+    for asset in ASSETS:
+        yield dg.MaterializeResult(asset_key=asset, metadata=metadata[asset])

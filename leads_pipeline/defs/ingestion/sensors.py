@@ -1,19 +1,29 @@
-"""Keeps the ``distributors`` partitions in step with the ``distributors`` table.
+"""The ingestion sensors: partitions in step with the ``distributors`` table, and the one due-sync plan per tick.
 
-A distributor added with the CLI or the HTTP API gets its partition and an initial (backfill) sync run on the next
-tick; a removed one loses its partition.
+``distributor_partitions_sensor``: a distributor added with the CLI or the HTTP API gets its partition and an
+initial (backfill) sync run on the next tick; a removed one loses its partition.
+
+``sync_due_sensor``: every minute, plans once which distributors are due (``planning.plan_due``) and requests either
+one ``sync_job`` run per distributor or ``sync_batch_job`` runs — one sensor for both jobs, so there is one plan and
+no two instigators skipping each other. Webhooks bring leads in seconds; this sweep catches what Meta never
+delivered.
 """
 
 
+from datetime import UTC, datetime
+
 import dagster as dg
 
+from leads_pipeline.defs.ingestion.batch import batch_run_config, sync_batch_job
+from leads_pipeline.defs.ingestion.jobs import sync_job
+from leads_pipeline.defs.ingestion.planning import BATCH_JOB_NAME, SYNC_JOB_NAME, TICK_SECONDS, plan_due
 from leads_pipeline.defs.partitions import distributors_partitions
 from leads_pipeline.defs.resources import WarehouseResource
 from leads_pipeline.lib.distributors import registry as distributors
 
 
 @dg.sensor(
-    job_name="sync_job",
+    job=sync_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Adds a partition (and an initial sync run) per new distributor; removes deleted ones.",
@@ -41,3 +51,37 @@ def distributor_partitions_sensor(context: dg.SensorEvaluationContext, warehouse
         if wanted[key].enabled
     ]
     return dg.SensorResult(run_requests=runs, dynamic_partitions_requests=requests)
+
+
+@dg.sensor(
+    jobs=[sync_job, sync_batch_job],
+    minimum_interval_seconds=TICK_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Every minute: the distributors due for a sync, planned once — one sync_job run each when a few are "
+    "due, sync_batch_job runs of up to LEADS_SYNC_BATCH_SIZE when many are.",
+)
+def sync_due_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+    now = datetime.now(UTC)
+    plan = plan_due(context.instance, warehouse.get(), now)
+    # Run keys are remembered forever: the tick's time (ticks are at least a minute apart) makes them unique.
+    tick = now.strftime("%Y%m%dT%H%M%S")
+    busy = f" ({len(plan.busy)} already in a queued or running sync)" if plan.busy else ""
+    if not plan.due:
+        return dg.SkipReason(f"No distributor is due for a sync{busy}.")
+    if plan.singles:
+        context.log.info(f"{len(plan.singles)} due: one {SYNC_JOB_NAME} run each{busy}")
+        return [
+            dg.RunRequest(job_name=SYNC_JOB_NAME, partition_key=key, run_key=f"{key}:{tick}",
+                          tags={"leads/distributor": key, "leads/trigger": "schedule"})
+            for key in plan.singles
+        ]
+    context.log.info(f"{len(plan.due)} due: {len(plan.batches)} {BATCH_JOB_NAME} run(s){busy}")
+    return [
+        dg.RunRequest(
+            job_name=BATCH_JOB_NAME,
+            run_key=f"batch:{tick}:{i}",
+            run_config=batch_run_config(keys),
+            tags={"leads/trigger": "schedule", "leads/batch": f"{tick}-{i}", "leads/batch_size": str(len(keys))},
+        )
+        for i, keys in enumerate(plan.batches)
+    ]

@@ -91,13 +91,11 @@ def _build(mart: Mart) -> dg.AssetsDefinition:
     )
     def _mart(warehouse: WarehouseResource) -> dg.MaterializeResult:
         wh = warehouse.get()
-        rows = mart.refresh(wh)
+        with wh.session():  # one open of the warehouse for the refresh and its metadata (no network I/O inside)
+            rows = mart.refresh(wh)
+            schema = table_schema(wh, mart.name)
         return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": rows,
-                "dagster/table_name": mart.name,
-                "dagster/column_schema": table_schema(wh, mart.name),
-            }
+            metadata={"dagster/row_count": rows, "dagster/table_name": mart.name, "dagster/column_schema": schema}
         )
 
     return _mart

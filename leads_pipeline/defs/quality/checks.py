@@ -21,7 +21,8 @@ def leads_meta_lead_id_unique(warehouse: WarehouseResource) -> dg.AssetCheckResu
 @dg.asset_check(
     asset="leads",
     blocking=True,
-    description="Every lead has an id, a distributor, a created_time and at least one contact (email or phone).",
+    description="Every lead has an id, a distributor and a created_time, and a lead without a usable email or phone "
+    "carries the reason it was marked rejected ('no valid contact').",
 )
 def leads_required_fields_present(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     missing = quality.leads_missing_required(warehouse.get())
@@ -63,6 +64,44 @@ def leads_freshness_per_distributor(warehouse: WarehouseResource) -> dg.AssetChe
 
 @dg.asset_check(
     asset="leads",
+    description="Per lead form: the leads stored (plus quarantined records) are at least the form's `leads_count` "
+    "as Meta reported it at discovery. WARN names each short form, its owner and the shortfall; leads older than "
+    "Meta's ~90 days can no longer be read through the API — import the Ads Manager export with "
+    "`leads-pipeline import FILE --distributor KEY`.",
+)
+def leads_form_completeness(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    rows = quality.form_completeness(warehouse.get())
+    short = [
+        {"form_id": r["form_id"], "form_name": r["form_name"], "distributor": r["distributor"],
+         "leads_count": int(r["leads_count"]), "stored": int(r["stored"]), "quarantined": int(r["quarantined"]),
+         "shortfall": int(r["leads_count"]) - int(r["stored"]) - int(r["quarantined"]),
+         "expired_leads_count": r["expired_leads_count"]}
+        for r in rows
+        if int(r["stored"]) + int(r["quarantined"]) < int(r["leads_count"])
+    ]
+    lines = [
+        f"- form {s['form_id']}" + (f" ({s['form_name']})" if s["form_name"] else "")
+        + f" of {s['distributor']}: {s['stored']} stored + {s['quarantined']} quarantined of {s['leads_count']} "
+        f"(short by {s['shortfall']}"
+        + (f"; {s['expired_leads_count']} past Meta's 90 days" if s["expired_leads_count"] else "")
+        + f") — `leads-pipeline import FILE --distributor {s['distributor']}`"
+        for s in short
+    ]
+    return dg.AssetCheckResult(
+        passed=not short,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(f"{len(short)} of {len(rows)} form(s) short of Meta's leads_count:\n" + "\n".join(lines))
+        if short else f"All {len(rows)} form(s) with a count from Meta are complete.",
+        metadata={
+            "forms_checked": len(rows),
+            "short_forms": dg.MetadataValue.json(short),
+            "shortfall_total": sum(s["shortfall"] for s in short),
+        },
+    )
+
+
+@dg.asset_check(
+    asset="leads",
     description="Great Expectations suite over the newest leads: ids present and unique, E.164 phones, valid "
     "emails, known statuses.",
 )
@@ -75,12 +114,14 @@ def leads_expectation_suite(warehouse: WarehouseResource) -> dg.AssetCheckResult
 
 
 # Checks over the whole table: too costly for every sync run, so they run on their own (see the schedule below).
-TABLE_WIDE_CHECKS = [leads_contact_validity, leads_freshness_per_distributor, leads_expectation_suite]
+TABLE_WIDE_CHECKS = [leads_contact_validity, leads_freshness_per_distributor, leads_form_completeness,
+                     leads_expectation_suite]
 
 leads_quality_job = dg.define_asset_job(
     name="leads_quality_job",
     selection=dg.AssetSelection.checks(*TABLE_WIDE_CHECKS),
-    description="The table-wide data-quality checks on `leads`: contact shares, freshness, Great Expectations.",
+    description="The table-wide data-quality checks on `leads`: contact shares, freshness, form completeness, "
+    "Great Expectations.",
 )
 
 

@@ -1,1 +1,1 @@
-"""Real-time leads: the webhook inbox sensor and the ``webhook_leads`` asset/job it launches per distributor."""
+"""Real-time leads: the external ``webhook_inbox`` asset and the inbox sensor → webhook job → the one sync path."""

@@ -2,10 +2,16 @@
 
 The receiver (``leads_pipeline.web.webhooks``) stores every signed ``leadgen`` notification in ``webhook_inbox``
 before answering Meta. Every ~10 s this sensor reads one small summary of the inbox and requests one run of
-``webhook_leads`` per distributor that has pending rows — unless a run of it is already queued or running for that
-distributor (the run would pick the new rows up; the instance also limits runs per ``leads/distributor`` tag to one,
-so a webhook run waits for a running sync of the same distributor instead of racing it). Unrouted notifications are
-routed again when the distributors (or the forms their syncs discovered) change.
+``webhook_leads_job`` per distributor that has pending rows — unless a run of it is already queued or running for
+that distributor (the run would pick the new rows up; the instance also limits runs per ``leads/distributor`` tag to
+one, so a webhook run waits for a running sync of the same distributor instead of racing it). Unrouted
+notifications are routed again when the distributors or their forms change.
+
+The job is an op, not an asset: it does not produce a table of its own. It calls the inbox processor
+(``lib.webhooks.process.process_all``), which fetches the announced leads through ``sync_distributor`` (one
+``sync_runs`` row per round, trigger 'webhook'), and reports what that wrote — ``raw_leads`` and ``leads`` (and
+``rejected_leads`` when it quarantined something) for the distributor's partition — so the lineage, the partitions
+view and the marts' automation see webhook leads exactly like synced ones.
 
 Run keys carry the tick time and a sequence number: Dagster drops a run key it has seen before, forever.
 """
@@ -16,13 +22,14 @@ import time
 
 import dagster as dg
 
-from leads_pipeline.defs.metadata import leads_preview
+from leads_pipeline.defs.ingestion.report import LEADS, RAW, REJECTED, partition_counts
 from leads_pipeline.defs.partitions import distributors_partitions
 from leads_pipeline.defs.resources import GraphApiResource, WarehouseResource
 from leads_pipeline.lib.webhooks import inbox
-from leads_pipeline.lib.ingest import store as ingest
+from leads_pipeline.lib.webhooks.process import process_all
 
 WEBHOOK_JOB_NAME = "webhook_leads_job"
+WEBHOOK_OP_NAME = "process_webhook_inbox"
 _IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -31,26 +38,45 @@ _IN_FLIGHT = [
 ]
 
 
-@dg.asset(
-    partitions_def=distributors_partitions,
-    group_name="ingestion",
-    kinds={"facebook", "python"},
-    code_version="1",
-    tags={"leads/layer": "core"},
-)
-def webhook_leads(context: dg.AssetExecutionContext, warehouse: WarehouseResource, graph: GraphApiResource):
-    """Fetches the leads named by Meta's leadgen webhooks and stores them into `leads`, for one distributor.
+class WebhookInboxConfig(dg.Config):
+    """The distributor whose pending inbox rows this run processes."""
 
-    Takes the distributor's pending rows of `webhook_inbox`, reads those leads by id through Graph batch requests
-    (50 ids per request, with the Page's token), lands them in `raw_leads` (deduped on the lead id; the forms' sync
-    cursors are not moved) and parses them into `leads` / `rejected_leads`. Each inbox row is then marked
-    `processed`, `rejected`, `deleted` (tombstoned, never fetched) or `failed` with Meta's reason (e.g. 100/33 for
-    the App Dashboard's test lead); a transient failure leaves it `pending` for the next run, up to 8 attempts.
-    The scheduled sync still reads every form, so a notification Meta never delivered loses nothing.
-    """
-    key = context.partition_key
+    distributor: str
+
+
+def webhook_run_config(key: str) -> dict:
+    return {"ops": {WEBHOOK_OP_NAME: {"config": {"distributor": key}}}}
+
+
+def inbox_metadata(result, counts) -> dict[str, dict]:
+    """Metadata per asset for one distributor's inbox processing (``InboxResult``) and its partition's rows."""
+    common = {"source": "webhook", "sync_id": result.sync_id or "", "sync_ids": dg.MetadataValue.json(result.sync_ids),
+              "inbox_rows": result.selected}
+    return {
+        RAW: {**common, "fetched": result.fetched, "graph_requests": result.graph_requests,
+              "failed": result.failed, "retrying": result.retrying, "held_elsewhere": result.held_elsewhere,
+              "errors": dg.MetadataValue.json(list(result.errors)),
+              "dagster/table_name": RAW, "dagster/partition_row_count": counts.raw_leads},
+        LEADS: {**common, "stored": result.stored, "dagster/table_name": LEADS,
+                "dagster/partition_row_count": counts.leads, "dagster/row_count": counts.leads_total},
+        REJECTED: {**common, "rejected": result.rejected, "dagster/table_name": REJECTED,
+                   "dagster/partition_row_count": counts.rejected_leads},
+    }
+
+
+@dg.op(
+    name=WEBHOOK_OP_NAME,
+    out={},
+    tags={"leads/layer": "raw"},
+    description="Fetch the leads of the distributor's pending webhook_inbox rows through the sync path and report "
+    "raw_leads / leads materialisations of its partition.",
+)
+def process_webhook_inbox(context: dg.OpExecutionContext, config: WebhookInboxConfig, warehouse: WarehouseResource,
+                          graph: GraphApiResource):
+    key = config.distributor
     wh = warehouse.get()
-    result = inbox.process_all(wh, key, graph.client_factory())
+    result = process_all(wh, key, graph.client_factory(), run_id=context.run.run_id,
+                         settings=graph.client_settings())
     for error in result.errors:
         context.log.warning(f"{key}: {error}")
     if result.fatal:
@@ -59,41 +85,27 @@ def webhook_leads(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
             metadata={"inbox": dg.MetadataValue.json(result.to_dict())},
             allow_retries=False,
         )
-    if result.stored:
-        # The rows went into the `leads` table: tell Dagster, so that the marts (eager on `leads`) refresh.
-        context.log_event(
-            dg.AssetMaterialization(
-                asset_key="leads",
-                partition=key,
-                description="New leads from webhook notifications (webhook_leads).",
-                metadata={"stored": result.stored, "source": "webhook",
-                          "dagster/partition_row_count": ingest.count_rows(wh, "leads", key)},
-            )
-        )
-    return dg.MaterializeResult(
-        metadata={
-            "inbox_rows": result.selected,
-            "fetched": result.fetched,
-            "stored": result.stored,
-            "rejected": result.rejected,
-            "deleted": result.deleted,
-            "failed": result.failed,
-            "retrying": result.retrying,
-            "graph_requests": result.graph_requests,
-            "errors": dg.MetadataValue.json(result.errors),
-            "dagster/table_name": "leads",
-            "preview": dg.MetadataValue.md(leads_preview(wh, key)) if result.stored else "_no new leads_",
-        }
-    )
+    context.log.info(f"{key}: {result.selected} inbox row(s), {result.fetched} fetched, {result.stored} stored, "
+                     f"{result.held_elsewhere} held by another distributor, {result.failed} failed, "
+                     f"{result.retrying} to retry later")
+    if not result.fetched:
+        return  # nothing landed: no table changed
+    metadata = inbox_metadata(result, partition_counts(wh, key))
+    assets = [RAW, LEADS] + ([REJECTED] if result.rejected else [])
+    for asset in assets:
+        context.log_event(dg.AssetMaterialization(asset_key=asset, partition=key, metadata=metadata[asset],
+                                                  description="Leads announced by Meta's webhooks."))
 
 
-webhook_leads_job = dg.define_asset_job(
+@dg.job(
     name=WEBHOOK_JOB_NAME,
-    selection=dg.AssetSelection.assets(webhook_leads),
-    description="Fetch and store the leads Meta's webhooks announced, for one distributor.",
     # One step: run it in the run's own process (saves a step subprocess, i.e. seconds of latency per lead).
     executor_def=dg.in_process_executor,
+    tags={"leads/kind": "webhook"},
+    description="Fetch and store the leads Meta's webhooks announced, for one distributor (raw_leads → leads).",
 )
+def webhook_leads_job():
+    process_webhook_inbox()
 
 
 def _in_flight(context: dg.SensorEvaluationContext) -> set[str]:
@@ -101,14 +113,14 @@ def _in_flight(context: dg.SensorEvaluationContext) -> set[str]:
     runs = context.instance.get_runs(
         filters=dg.RunsFilter(job_name=WEBHOOK_JOB_NAME, statuses=_IN_FLIGHT), limit=1000
     )
-    return {run.tags.get("leads/distributor") or run.tags.get("dagster/partition") for run in runs} - {None}
+    return {run.tags.get("leads/distributor") for run in runs} - {None}
 
 
 @dg.sensor(
     job=webhook_leads_job,
     minimum_interval_seconds=10,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Every ~10 s: one webhook_leads run per distributor with pending webhook_inbox rows.",
+    description="Every ~10 s: one webhook_leads_job run per distributor with pending webhook_inbox rows.",
 )
 def webhook_inbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     previous = json.loads(context.cursor) if context.cursor else {}
@@ -137,8 +149,8 @@ def webhook_inbox_sensor(context: dg.SensorEvaluationContext, warehouse: Warehou
         seq += 1
         requests.append(
             dg.RunRequest(
-                partition_key=key,
                 run_key=f"webhook:{key}:{tick}:{seq}",
+                run_config=webhook_run_config(key),
                 tags={"leads/distributor": key, "leads/trigger": "webhook", "leads/inbox_pending": str(count)},
             )
         )
@@ -151,5 +163,11 @@ def webhook_inbox_sensor(context: dg.SensorEvaluationContext, warehouse: Warehou
             parts.append(f"{state.unrouted} unrouted (see `leads-pipeline webhooks inbox`)")
         if rerouted:
             parts.append(f"{rerouted} rerouted")
+        if state.waiting:
+            parts.append(f"{state.waiting} waiting to be retried (next at {state.next_attempt_at:%H:%M:%S} UTC)")
         return dg.SensorResult(skip_reason=dg.SkipReason("Webhook inbox: " + "; ".join(parts) + "."), cursor=cursor)
-    return dg.SensorResult(run_requests=requests, cursor=cursor)
+    # What the sensor saw in the external asset, so that webhook_inbox has a history in the UI.
+    seen = dg.AssetObservation("webhook_inbox", metadata={
+        "pending": sum(state.pending.values()), "unrouted": state.unrouted,
+        "pending_by_distributor": dg.MetadataValue.json(state.pending)})
+    return dg.SensorResult(run_requests=requests, cursor=cursor, asset_events=[seen])

@@ -1,0 +1,20 @@
+"""``webhook_inbox``: Meta's leadgen notifications as the HTTP receiver stored them — outside Dagster, upstream of
+``raw_leads``. An external asset: Dagster does not write it; the inbox sensor records what it sees there."""
+
+import dagster as dg
+
+webhook_inbox = dg.AssetSpec(
+    "webhook_inbox",
+    group_name="ingestion",
+    kinds={"facebook", "sql"},
+    tags={"leads/layer": "inbox"},
+    description=(
+        "Meta's signed `leadgen` webhook notifications (table `webhook_inbox`), written by the HTTP receiver "
+        "(`leads-pipeline serve`, POST /webhooks/meta) before it answers Meta — not by Dagster. Each change is "
+        "routed by its form id to the form's owner (by Page only when Meta sent no form id); a change for a form no "
+        "one owns is kept as `unrouted` and routed when an owner appears. `webhook_inbox_sensor` launches "
+        "`webhook_leads_job`, which fetches the announced leads through the same sync path as the scheduled syncs "
+        "into `raw_leads` → `leads` / `rejected_leads`. A lead Meta cannot serve yet (100/33) is retried with "
+        "backoff, then left to the next scheduled sync."
+    ),
+)
