@@ -32,12 +32,13 @@ from pathlib import Path
 import requests
 
 from leads_pipeline.lib.distributors import registry as distributors
-from leads_pipeline.lib.webhooks import process as inbox_process
-from leads_pipeline.lib.security import generate_key, sign
-from leads_pipeline.simulator import Scenario, SimulatorServer
 from leads_pipeline.lib.graph import make_client
+from leads_pipeline.lib.ingest import sync
+from leads_pipeline.lib.security import generate_key, sign
 from leads_pipeline.lib.warehouse import Warehouse
+from leads_pipeline.lib.webhooks import process as inbox_process
 from leads_pipeline.settings import Settings
+from leads_pipeline.simulator import Scenario, SimulatorServer
 
 APP_SECRET = "bench-app-secret-5f1c0e"
 VERIFY_TOKEN = "bench-verify"
@@ -210,6 +211,9 @@ def latency(warehouse_url: str, leads: int = 150, per_second: float = 15.0, tick
                            page_ids=[p["id"] for p in manifest["pages"]]).key
     settings = Settings(graph_base_url=sim.base_url, app_secret=manifest["app_secret"])
     factory = lambda token: make_client(token, settings)  # noqa: E731
+    # As an operator does after `distributors add`: the first sync discovers the Pages' forms and claims them, so
+    # webhooks (routed by form owner) have a distributor to go to.
+    sync.sync_distributor(wh, key, trigger="bench", client_factory=factory)
     receiver = Receiver(warehouse_url, manifest["app_secret"])
     sim.start_webhooks(receiver.url, duplicate_rate=0.05, seed=3)
     announced: dict[str, float] = {}
