@@ -17,7 +17,16 @@ Outcomes:
 
 import dagster as dg
 
-from leads_pipeline.defs.ingestion.report import ASSETS, partition_counts, problems, sync_metadata
+from leads_pipeline.defs.ingestion.report import (
+    ASSETS,
+    LEADS,
+    RAW,
+    REJECTED,
+    partition_counts,
+    problems,
+    sync_metadata,
+    table_spec,
+)
 from leads_pipeline.defs.partitions import distributors_partitions
 from leads_pipeline.defs.resources import GraphApiResource, WarehouseResource
 from leads_pipeline.lib.ingest.sync import sync_distributor
@@ -28,51 +37,39 @@ INGEST_RETRY = dg.RetryPolicy(max_retries=2, delay=20, backoff=dg.Backoff.EXPONE
 
 SYNC_STATUS_TAG = "leads/sync_status"
 
+# What each table holds, as the asset's description in the UI.
+_DESCRIPTIONS = {
+    RAW: (
+        "Leads exactly as Meta's Graph API returned them, one partition per distributor (table `raw_leads`).\n\n"
+        "A sync reads the forms the distributor owns (claimed with `--form-id`, or found on its Pages and claimed"
+        " by no one else) incrementally from each form's cursor, and lands each page in a short transaction, "
+        "deduped on the Meta lead id; no Graph call happens while the warehouse is held. A Page or form that "
+        "cannot be read is reported (id, Meta's message, what to do) and the others still sync: the run is then "
+        "*partial*. Leads announced by webhooks (`webhook_inbox`) land here too, through the same sync path."
+    ),
+    LEADS: (
+        "One row per Meta lead (table `leads`), every lead with an id: answers parsed (every value kept), email "
+        "and phone normalised with the lead's own signals; a lead with no usable email or phone is kept with "
+        "`status = 'rejected'` and its reason, for staff to review.\n\n"
+        "Upserted by Meta lead id: a re-sync never overwrites what staff changed, and a deleted lead never comes "
+        "back. A lead id another distributor already holds is not stored twice; the run reports it by name "
+        "(`held_elsewhere`). Each run's figures are its own row in `sync_runs`."
+    ),
+    REJECTED: (
+        "The quarantine (table `rejected_leads`): records Meta served that cannot be a lead — no usable id, no "
+        "parseable `created_time`, or `field_data` not a list — with the reason and the payload as received."
+    ),
+}
+
+
 def _specs() -> list[dg.AssetSpec]:
     """The three tables one sync writes (built in a function: a module-level AssetSpec would also be loaded as an
     external asset of the same key)."""
-    raw_leads = dg.AssetSpec(
-        "raw_leads",
-        deps=["webhook_inbox"],
-        group_name="ingestion",
-        kinds={"facebook", "python"},
-        tags={"leads/layer": "raw"},
-        description=(
-            "Leads exactly as Meta's Graph API returned them, one partition per distributor (table `raw_leads`).\n\n"
-            "A sync reads the forms the distributor owns (claimed with `--form-id`, or found on its Pages and claimed"
-            " by no one else) incrementally from each form's cursor, and lands each page in a short transaction, "
-            "deduped on the Meta lead id; no Graph call happens while the warehouse is held. A Page or form that "
-            "cannot be read is reported (id, Meta's message, what to do) and the others still sync: the run is then "
-            "*partial*. Leads announced by webhooks (`webhook_inbox`) land here too, through the same sync path."
-        ),
-    )
-    leads = dg.AssetSpec(
-        "leads",
-        deps=["raw_leads"],
-        group_name="ingestion",
-        kinds={"python", "sql"},
-        tags={"leads/layer": "core"},
-        description=(
-            "One row per Meta lead (table `leads`), every lead with an id: answers parsed (every value kept), email "
-            "and phone normalised with the lead's own signals; a lead with no usable email or phone is kept with "
-            "`status = 'rejected'` and its reason, for staff to review.\n\n"
-            "Upserted by Meta lead id: a re-sync never overwrites what staff changed, and a deleted lead never comes "
-            "back. A lead id another distributor already holds is not stored twice; the run reports it by name "
-            "(`held_elsewhere`). Each run's figures are its own row in `sync_runs`."
-        ),
-    )
-    rejected_leads = dg.AssetSpec(
-        "rejected_leads",
-        deps=["raw_leads"],
-        group_name="ingestion",
-        kinds={"python", "sql"},
-        tags={"leads/layer": "quarantine"},
-        description=(
-            "The quarantine (table `rejected_leads`): records Meta served that cannot be a lead — no usable id, no "
-            "parseable `created_time`, or `field_data` not a list — with the reason and the payload as received."
-        ),
-    )
-    return [raw_leads, leads, rejected_leads]
+    return [
+        table_spec(RAW, "raw", {"facebook", "python"}, _DESCRIPTIONS[RAW], deps=("webhook_inbox",)),
+        table_spec(LEADS, "core", {"python", "sql"}, _DESCRIPTIONS[LEADS], deps=(RAW,)),
+        table_spec(REJECTED, "quarantine", {"python", "sql"}, _DESCRIPTIONS[REJECTED], deps=(RAW,)),
+    ]
 
 
 @dg.multi_asset(

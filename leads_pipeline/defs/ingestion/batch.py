@@ -39,7 +39,13 @@ from leads_pipeline.defs.ingestion.planning import (
     batch_parallelism,
     distributors_in_flight,
 )
-from leads_pipeline.defs.ingestion.report import ASSETS, partition_counts, problems, sync_metadata
+from leads_pipeline.defs.ingestion.report import (
+    ASSETS,
+    partition_counts,
+    problems,
+    reporting_op,
+    sync_metadata,
+)
 from leads_pipeline.defs.partitions import distributors_partitions
 from leads_pipeline.defs.resources import GraphApiResource, WarehouseResource
 from leads_pipeline.lib.ingest.sync import sync_distributor
@@ -87,11 +93,9 @@ def _sync_one(wh, key: str, trigger: str, graph: GraphApiResource, run_id: str) 
     return outcome
 
 
-@dg.op(
-    name=BATCH_OP_NAME,
-    out={},
-    tags={"leads/layer": "raw"},
-    description="Sync each listed distributor (sync_distributor) and report raw_leads, leads and rejected_leads "
+@reporting_op(
+    BATCH_OP_NAME,
+    "Sync each listed distributor (sync_distributor) and report raw_leads, leads and rejected_leads "
     "materialisations per partition.",
 )
 def sync_batch(context: dg.OpExecutionContext, config: SyncBatchConfig, warehouse: WarehouseResource,

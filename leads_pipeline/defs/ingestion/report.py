@@ -7,6 +7,7 @@ are read in one warehouse session, i.e. one open of a DuckDB file, after the run
 """
 
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,19 @@ from leads_pipeline.lib.warehouse import Warehouse
 
 RAW, LEADS, REJECTED = "raw_leads", "leads", "rejected_leads"
 ASSETS = (RAW, LEADS, REJECTED)
+
+
+def table_spec(key: str, layer: str, kinds: set[str], description: str, *, deps: tuple[str, ...] = ()
+               ) -> dg.AssetSpec:
+    """An asset of the ingestion group: ``webhook_inbox`` and the three tables a sync writes."""
+    return dg.AssetSpec(key, deps=list(deps), group_name="ingestion", kinds=kinds, tags={"leads/layer": layer},
+                        description=description)
+
+
+def reporting_op(name: str, description: str) -> Callable[[Callable[..., Any]], dg.OpDefinition]:
+    """The decorator of an op that writes no output of its own and reports materialisations of the sync's tables
+    (the batch job's and the webhook job's single op)."""
+    return dg.op(name=name, out={}, tags={"leads/layer": "raw"}, description=description)
 
 
 @dataclass

@@ -1,13 +1,10 @@
 """``webhook_inbox``: Meta's leadgen notifications as the HTTP receiver stored them — outside Dagster, upstream of
 ``raw_leads``. An external asset: Dagster does not write it; the inbox sensor records what it sees there."""
 
-import dagster as dg
+from leads_pipeline.defs.ingestion.report import table_spec
 
-webhook_inbox = dg.AssetSpec(
-    "webhook_inbox",
-    group_name="ingestion",
-    kinds={"facebook", "sql"},
-    tags={"leads/layer": "inbox"},
+webhook_inbox = table_spec(
+    "webhook_inbox", "inbox", {"facebook", "sql"},
     description=(
         "Meta's signed `leadgen` webhook notifications (table `webhook_inbox`), written by the HTTP receiver "
         "(`leads-pipeline serve`, POST /webhooks/meta) before it answers Meta — not by Dagster. Each change is "

@@ -22,7 +22,13 @@ import time
 
 import dagster as dg
 
-from leads_pipeline.defs.ingestion.report import LEADS, RAW, REJECTED, partition_counts
+from leads_pipeline.defs.ingestion.report import (
+    LEADS,
+    RAW,
+    REJECTED,
+    partition_counts,
+    reporting_op,
+)
 from leads_pipeline.defs.partitions import distributors_partitions
 from leads_pipeline.defs.resources import GraphApiResource, WarehouseResource
 from leads_pipeline.lib.webhooks import inbox
@@ -64,11 +70,9 @@ def inbox_metadata(result, counts) -> dict[str, dict]:
     }
 
 
-@dg.op(
-    name=WEBHOOK_OP_NAME,
-    out={},
-    tags={"leads/layer": "raw"},
-    description="Fetch the leads of the distributor's pending webhook_inbox rows through the sync path and report "
+@reporting_op(
+    WEBHOOK_OP_NAME,
+    "Fetch the leads of the distributor's pending webhook_inbox rows through the sync path and report "
     "raw_leads / leads materialisations of its partition.",
 )
 def process_webhook_inbox(context: dg.OpExecutionContext, config: WebhookInboxConfig, warehouse: WarehouseResource,

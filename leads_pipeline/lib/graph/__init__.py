@@ -25,6 +25,7 @@ from .errors import (
     TokenInvalidError,
     TransientGraphError,
     error_from_envelope,
+    is_call_or_token_error,
 )
 from .factory import (
     ClientFactory,
@@ -56,6 +57,7 @@ __all__ = [
     "TransientGraphError",
     "Usage",
     "error_from_envelope",
+    "is_call_or_token_error",
     "is_page_token_answer",
     "make_client",
     "page_tokens",

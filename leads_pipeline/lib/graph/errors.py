@@ -287,6 +287,15 @@ class TransientGraphError(GraphError):
                 "later (it resumes from its stored cursor).")
 
 
+
+def is_call_or_token_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is about the call or the token rather than the object asked for: Meta throttling or failing
+    (after the client's retries), or a token expired, invalid or missing a permission (the operator can fix it). The
+    same request may then succeed later; any other Graph error is about the object itself."""
+    return isinstance(exc, (TransientGraphError, ThrottledError, TokenExpiredError, TokenInvalidError,
+                            MissingPermissionError))
+
+
 def object_id_from_path(path: str | None) -> str | None:
     """The node id a request path targets: ``/v25.0/123/leads`` -> ``123`` (prefixes before the version skipped)."""
     if not path:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from leads_pipeline.lib.ingest import codec
-from leads_pipeline.lib.ingest.parse import gc_paused, lead_key
+from leads_pipeline.lib.ingest.parse import lead_key
 from leads_pipeline.lib.ingest.store import (
     LEAD_STAGE,
     REJECT_STAGE,
@@ -21,6 +21,7 @@ from leads_pipeline.lib.ingest.store import (
     parse_rows,
     store_parsed,
 )
+from leads_pipeline.lib.memory import gc_paused
 from leads_pipeline.lib.warehouse import Conn, Warehouse, retry_conflicts
 
 __all__ = ["PreparedBatch", "prepare_batch", "store_batch"]

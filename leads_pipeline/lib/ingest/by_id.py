@@ -17,12 +17,8 @@ from typing import Any
 from leads_pipeline.lib.graph import (
     GraphClient,
     GraphError,
-    MissingPermissionError,
     ObjectNotFoundError,
-    ThrottledError,
-    TokenExpiredError,
-    TokenInvalidError,
-    TransientGraphError,
+    is_call_or_token_error,
     page_tokens,
 )
 from leads_pipeline.lib.ingest.discovery import is_final
@@ -31,7 +27,6 @@ from leads_pipeline.lib.warehouse import Conn
 
 __all__ = ["Fetched", "fetch", "outcomes", "pages", "tombstoned"]
 
-_RETRY = (TransientGraphError, ThrottledError, TokenExpiredError, TokenInvalidError, MissingPermissionError)
 _MAX_ERROR = 500
 
 
@@ -100,7 +95,7 @@ def fetch(client: GraphClient, wanted: Sequence[tuple[str, str | None, str | Non
                 out.leads[lead_id] = answer
             elif isinstance(answer, ObjectNotFoundError):
                 out.outcomes[lead_id] = LeadOutcome("not_found", _short(str(answer)))
-            elif isinstance(answer, _RETRY):
+            elif is_call_or_token_error(answer):
                 out.outcomes[lead_id] = LeadOutcome("retry", _short(str(answer)))
             elif isinstance(answer, GraphError):
                 out.outcomes[lead_id] = LeadOutcome("failed", _short(str(answer)))

@@ -44,7 +44,7 @@ from typing import Any
 
 from leads_pipeline.lib.ingest import codec, runs
 from leads_pipeline.lib.ingest.bulk import PreparedBatch, prepare_batch, store_batch
-from leads_pipeline.lib.ingest.parse import gc_paused
+from leads_pipeline.lib.memory import gc_paused
 from leads_pipeline.lib.warehouse import Warehouse
 
 __all__ = ["ImportError_", "ImportResult", "import_file", "detect_format", "csv_row_to_lead"]

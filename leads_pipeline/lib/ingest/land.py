@@ -35,13 +35,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from leads_pipeline.lib.ingest import codec
-from leads_pipeline.lib.ingest.parse import gc_paused, lead_key
+from leads_pipeline.lib.ingest.parse import lead_key
 from leads_pipeline.lib.ingest.store import (
     ProcessResult,
     form_locales,
     parse_rows,
     store_parsed,
 )
+from leads_pipeline.lib.memory import gc_paused
 from leads_pipeline.lib.warehouse import Conn, Warehouse, retry_conflicts
 
 __all__ = ["RECENT_ROWS", "LandResult", "get_cursor", "get_cursors", "land_page", "land_raw_page"]
@@ -94,27 +95,7 @@ def land_page(
     """Land one page, store its new leads and move the form's cursor, in one transaction (module docstring)."""
     if cursor is not None and not form_id:
         raise ValueError("a cursor belongs to a form: land_page(cursor=…) needs form_id")
-    staged, by_key = _stage_rows(leads, distributor, sync_id, page_id, form_id)
-
-    def attempt() -> LandResult:
-        merge = clean = False
-        while True:
-            try:
-                with wh.transaction() as conn, gc_paused():
-                    return _land(conn, staged, by_key, sync_id, distributor, default_region, form_id, cursor,
-                                 merge=merge, clean=clean, store=True)
-            except Exception as exc:
-                if not merge and codec.is_duplicate_key(exc):
-                    merge = True  # a lead landed or stored long ago came back: let ON CONFLICT sort it out
-                    continue
-                # Text a backend refuses (a NUL character, an unpaired surrogate): stored cleaned rather than never.
-                if not clean and isinstance(exc, codec.data_errors()) and not _conflict(exc):
-                    clean = True
-                    codec.sanitise(staged, _RAW_TEXT)
-                    continue
-                raise
-
-    return retry_conflicts(attempt, what=f"landing a page of {distributor}")
+    return _land_retrying(wh, sync_id, distributor, default_region, page_id, form_id, leads, cursor, store=True)
 
 
 def land_raw_page(
@@ -134,19 +115,27 @@ def land_raw_page(
     """
     if cursor is not None and not form_id:
         raise ValueError("a cursor belongs to a form: land_raw_page(cursor=…) needs form_id")
+    return _land_retrying(wh, sync_id, distributor, "", page_id, form_id, leads, cursor, store=False).landed
+
+
+def _land_retrying(wh: Warehouse, sync_id: str, distributor: str, region: str, page_id: str | None,
+                   form_id: str | None, leads: Sequence[Any], cursor: int | None, *, store: bool) -> LandResult:
+    """:func:`_land` in a transaction of its own: with ``merge`` after a duplicate key, with cleaned text after a
+    data error, and the whole transaction again on a write conflict (:func:`retry_conflicts`)."""
     staged, by_key = _stage_rows(leads, distributor, sync_id, page_id, form_id)
 
-    def attempt() -> int:
+    def attempt() -> LandResult:
         merge = clean = False
         while True:
             try:
-                with wh.transaction() as conn:
-                    return _land(conn, staged, by_key, sync_id, distributor, "", form_id, cursor, merge=merge,
-                                 clean=clean, store=False).landed
+                with wh.transaction() as conn, gc_paused():
+                    return _land(conn, staged, by_key, sync_id, distributor, region, form_id, cursor,
+                                 merge=merge, clean=clean, store=store)
             except Exception as exc:
                 if not merge and codec.is_duplicate_key(exc):
-                    merge = True
+                    merge = True  # a lead landed or stored long ago came back: let ON CONFLICT sort it out
                     continue
+                # Text a backend refuses (a NUL character, an unpaired surrogate): stored cleaned rather than never.
                 if not clean and isinstance(exc, codec.data_errors()) and not _conflict(exc):
                     clean = True
                     codec.sanitise(staged, _RAW_TEXT)

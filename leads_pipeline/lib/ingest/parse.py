@@ -20,17 +20,16 @@ Nothing here raises on any input: whatever the shape of the lead, the result is 
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from leads_pipeline.lib.memory import gc_paused
 from leads_pipeline.lib.normalise import normalise_email, normalise_phone, phone_regions
 from leads_pipeline.lib.normalise.times import (
     parse_created_time,
@@ -39,7 +38,7 @@ from leads_pipeline.lib.normalise.times import (
 
 __all__ = [  # normalise_email/normalise_phone/parse_created_time*: re-exported, the rules live in lib/normalise
     "LEAD_COLUMNS", "NO_VALID_CONTACT", "REASONS", "STATUS_NEW", "STATUS_REJECTED", "ParsedLead", "Rejection",
-    "canonical_json", "gc_paused", "lead_key", "normalise_email", "normalise_phone", "parse_created_time",
+    "canonical_json", "lead_key", "normalise_email", "normalise_phone", "parse_created_time",
     "parse_created_time_unix", "parse_lead", "parse_lead_row", "parse_leads",
 ]
 
@@ -170,6 +169,10 @@ def lead_key(raw: Any) -> str:
 # ----------------------------------------------------------------------------------------------------------------------
 # Leads
 # ----------------------------------------------------------------------------------------------------------------------
+
+
+# The types an ad field keeps as it is (anything else goes through _text).
+_TEXT_OR_NONE = frozenset({str, type(None)})
 
 
 def _text(value: Any) -> str | None:
@@ -349,20 +352,10 @@ def parse_lead_row(raw: Any, distributor: str, page_id: str | None, default_regi
         organic = _BOOL_TEXT.get(organic) if isinstance(organic, str) else None
     platform = get("platform")
     # Ad fields (absent on organic leads): strings as they are, integers as digits, anything else None.
-    ad_id, ad_name, adset_id = get("ad_id"), get("ad_name"), get("adset_id")
-    adset_name, campaign_id, campaign_name = get("adset_name"), get("campaign_id"), get("campaign_name")
-    if type(ad_id) is not str and ad_id is not None:
-        ad_id = _text(ad_id)
-    if type(ad_name) is not str and ad_name is not None:
-        ad_name = _text(ad_name)
-    if type(adset_id) is not str and adset_id is not None:
-        adset_id = _text(adset_id)
-    if type(adset_name) is not str and adset_name is not None:
-        adset_name = _text(adset_name)
-    if type(campaign_id) is not str and campaign_id is not None:
-        campaign_id = _text(campaign_id)
-    if type(campaign_name) is not str and campaign_name is not None:
-        campaign_name = _text(campaign_name)
+    ad = (get("ad_id"), get("ad_name"), get("adset_id"), get("adset_name"), get("campaign_id"), get("campaign_name"))
+    if not _TEXT_OR_NONE.issuperset(map(type, ad)):  # rare: a number or something else among them
+        ad = tuple(map(_text, ad))
+    ad_id, ad_name, adset_id, adset_name, campaign_id, campaign_name = ad
     reachable = email is not None or phone is not None
     return (
         lead_id, distributor, page_id, lead_form, ad_id, ad_name, adset_id, adset_name, campaign_id, campaign_name,
@@ -389,17 +382,3 @@ def parse_leads(raws: Iterable[Any], *, distributor: str, page_id: str | None, d
                 bad(result)
     return parsed, rejected
 
-
-@contextmanager
-def gc_paused():
-    """No cyclic garbage collection while a batch builds many small objects that all live on (no cycles are made).
-
-    Otherwise the collector runs again and again over the growing batch, costing a third of the time or more.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

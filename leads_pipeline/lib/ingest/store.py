@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from leads_pipeline.lib.ingest import codec
-from leads_pipeline.lib.ingest.parse import LEAD_COLUMNS, gc_paused, parse_lead_row
+from leads_pipeline.lib.ingest.parse import LEAD_COLUMNS, parse_lead_row
+from leads_pipeline.lib.memory import gc_paused
 from leads_pipeline.lib.warehouse import Conn, Warehouse, retry_conflicts
 
 __all__ = [

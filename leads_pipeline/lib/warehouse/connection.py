@@ -18,7 +18,6 @@ locks held for that burst only. PostgreSQL sessions likewise reuse one connectio
 
 from __future__ import annotations
 
-import gc
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -28,6 +27,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import filelock
+
+from leads_pipeline.lib.memory import gc_paused
 
 from .dialect import Dialect
 
@@ -134,7 +135,7 @@ class Conn:
         """
         names = list(columns)
         if self.backend == "duckdb":
-            with _gc_paused():  # a batch is many small objects: no cyclic collection passes while converting it
+            with gc_paused():  # a batch is many small objects: no cyclic collection passes while converting it
                 table = _arrow_table(columns, rows, data)
             if not copy:
                 self.raw.execute(f"DROP TABLE IF EXISTS temp.main.{name}")  # a temporary table would shadow it
@@ -153,20 +154,9 @@ class Conn:
             cur.execute(f"DROP TABLE IF EXISTS {name}")
             cur.execute(f"CREATE TEMP TABLE {name} ({cols_sql}) ON COMMIT DROP")
             with cur.copy(f"COPY {name} ({', '.join(chr(34) + c + chr(34) for c in names)}) FROM STDIN") as copy, \
-                    _gc_paused():
+                    gc_paused():
                 for row in _pg_rows(names, rows, data):
                     copy.write_row(row)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _pg_rows(names: list[str], rows: Sequence[Sequence[Any]] | None, data: Any) -> Iterator[Sequence[Any]]:
