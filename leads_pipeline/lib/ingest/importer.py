@@ -2,7 +2,7 @@
 
     leads-pipeline import PATH --distributor KEY [--format auto|jsonl|csv]
 
-Accepted files:
+Accepted files (read by :mod:`.files`):
 
 - **JSON lines** (``.jsonl``, ``.ndjson``, ``.json``): each line is either a Graph API page of leads
   (``{"data": [lead, …], "paging": {…}}``, as ``/{form-id}/leads`` returns it) or one lead object. Blank lines are
@@ -31,9 +31,6 @@ of a small machine both work. The warehouse is held open (``Warehouse.session``)
 
 from __future__ import annotations
 
-import codecs
-import csv
-import io
 import os
 import time
 from collections import deque
@@ -42,7 +39,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leads_pipeline.lib.ingest import codec, runs
+from leads_pipeline.lib.ingest import codec, files, runs
+from leads_pipeline.lib.ingest.files import ImportError_, csv_row_to_lead, detect_format
 from leads_pipeline.lib.ingest.bulk import PreparedBatch, prepare_batch, store_batch
 from leads_pipeline.lib.memory import gc_paused
 from leads_pipeline.lib.warehouse import Warehouse
@@ -61,19 +59,6 @@ PARALLEL_MIN_BYTES = 2 * CHUNK_BYTES  # smaller files are parsed in this process
 HOLD_SECONDS = 30.0
 YIELD_SECONDS = 0.06
 MAX_ERRORS_LISTED = 20
-
-# Columns of Meta's export that describe the lead rather than answer a question.
-_META_COLUMNS = ("id", "created_time", "ad_id", "ad_name", "adset_id", "adset_name", "campaign_id", "campaign_name",
-                 "form_id", "is_organic", "platform")
-_EXPORT_ONLY = frozenset(("form_name", "lead_status", "inbox_url", "retailer_item_id", "partner_name", "vehicle",
-                          "home_listing", "post", "is_test_lead"))
-_ID_PREFIXES = {"id": "l:", "ad_id": "ag:", "adset_id": "as:", "campaign_id": "c:", "form_id": "f:"}
-_PHONE_KEYS = frozenset(("phone_number", "work_phone_number"))
-
-
-class ImportError_(ValueError):  # noqa: N801 - ImportError is Python's own
-    """The file cannot be imported as a whole (missing, unreadable, unknown format); the message says what to do."""
-
 
 @dataclass
 class ImportResult:
@@ -99,121 +84,6 @@ class ImportResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Formats
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-def detect_format(path: Path) -> str:
-    """``jsonl`` or ``csv``, from the file's extension, else from its first bytes."""
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        return "jsonl"
-    if suffix in (".csv", ".tsv"):
-        return "csv"
-    with open(path, "rb") as f:
-        head = f.read(4096)
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "csv"
-    text = head.lstrip(codecs.BOM_UTF8).lstrip()
-    return "jsonl" if text[:1] in (b"{", b"[") else "csv"
-
-
-def _jsonl_chunks(path: Path, chunk_bytes: int) -> Iterator[tuple[int, list[bytes]]]:
-    """(1, lines) of about ``chunk_bytes`` each, read as bytes (decoded by the parser). Line numbers in a batch
-    count from its first line; the importer adds the lines of the batches before."""
-    with open(path, "rb") as f:
-        lines: list[bytes] = []
-        size = 0
-        for line in f:
-            lines.append(line)
-            size += len(line)
-            if size >= chunk_bytes:
-                yield 1, lines
-                lines, size = [], 0
-        if lines:
-            yield 1, lines
-
-
-def _text_stream(path: Path) -> io.TextIOBase:
-    """The file as text: UTF-16 (Meta's export) by its BOM, else UTF-8 (a BOM dropped)."""
-    with open(path, "rb") as f:
-        head = f.read(4)
-    encoding = "utf-16" if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
-    return open(path, encoding=encoding, newline="", errors="replace")
-
-
-def _header_key(name: str) -> str:
-    return name.strip().strip("\ufeff").strip()
-
-
-def csv_row_to_lead(header: list[str], row: list[str]) -> dict[str, Any]:
-    """One row of Meta's export → the Graph-shaped lead (``field_data`` from the question columns)."""
-    lead: dict[str, Any] = {}
-    fields: list[dict[str, Any]] = []
-    for name, value in zip(header, row):
-        if name in _META_COLUMNS:
-            value = value.strip()
-            if not value:
-                continue
-            prefix = _ID_PREFIXES.get(name)
-            if prefix and value.startswith(prefix):
-                value = value[len(prefix):]
-            if name == "is_organic":
-                lowered = value.lower()
-                lead[name] = True if lowered == "true" else False if lowered == "false" else value
-            else:
-                lead[name] = value
-        elif name in _EXPORT_ONLY or not name:
-            continue
-        else:
-            if value is None or not value.strip():
-                continue  # an unanswered question: Meta's API leaves it out
-            if name in _PHONE_KEYS and value.startswith("p:"):
-                value = value[2:]
-            fields.append({"name": name, "values": [value]})
-    lead["field_data"] = fields
-    return lead
-
-
-def _csv_chunks(path: Path, chunk_bytes: int, errors: list[tuple[int, str]]) -> Iterator[tuple[int, list[bytes]]]:
-    """Rows of the export as JSON lines of Graph-shaped leads (so they take the JSON-lines path from here)."""
-    dumps = codec.dumps_bytes
-    with _text_stream(path) as f:
-        sample = f.read(65536)
-        f.seek(0)
-        first_line = sample.split("\n", 1)[0]
-        delimiter = max(("\t", ",", ";"), key=first_line.count)
-        reader = csv.reader(f, delimiter=delimiter)
-        try:
-            header = [_header_key(h) for h in next(reader)]
-        except StopIteration:
-            return
-        if "id" not in header and "created_time" not in header:
-            raise ImportError_(
-                f"{path}: the first row is not the header of Meta's lead export (expected columns such as id, "
-                f"created_time, ad_id, form_id, then the questions); found {', '.join(header[:6])}…"
-            )
-        lines: list[bytes] = []
-        size = 0
-        for row in reader:
-            if not row or (len(row) == 1 and not row[0].strip()):
-                lines.append(b"")  # keeps line numbers aligned; skipped as blank
-                continue
-            if len(row) > len(header) and any(v.strip() for v in row[len(header):]):
-                errors.append((reader.line_num, f"{len(row)} fields but the header has {len(header)}"))
-                lines.append(b"")
-                continue
-            line = dumps(csv_row_to_lead(header, row))
-            lines.append(line)
-            size += len(line)
-            if size >= chunk_bytes:
-                yield 1, lines  # generated JSON: no line of it can be unreadable
-                lines, size = [], 0
-        if lines:
-            yield 1, lines
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -293,19 +163,6 @@ def prepare_chunk(first_line: int, lines: list[bytes], distributor: str, region:
     return batch
 
 
-def _jsonl_ranges(path: Path, chunk_bytes: int) -> Iterator[tuple[int, int]]:
-    """Byte ranges of about ``chunk_bytes`` that end at line ends (found by seeking: the file is not read here)."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        start = 0
-        while start < size:
-            f.seek(min(start + chunk_bytes, size))
-            f.readline()
-            end = min(f.tell(), size)
-            yield start, end
-            start = end
-
-
 def prepare_range(path: str, start: int, end: int, distributor: str, region: str,
                   sync_id: str) -> PreparedBatch:
     """:func:`prepare_chunk` of the lines in ``[start, end)`` of ``path``, read here (in the worker): the importing
@@ -373,10 +230,10 @@ def import_file(
         if workers is None:
             workers = (os.cpu_count() or 1) if size >= PARALLEL_MIN_BYTES else 0
         if kind == "jsonl" and workers > 0:  # the workers read their own byte ranges
-            jobs: Iterator[tuple] = ((str(file), start, end) for start, end in _jsonl_ranges(file, chunk_bytes))
+            jobs: Iterator[tuple] = ((str(file), start, end) for start, end in files.jsonl_ranges(file, chunk_bytes))
         else:
-            jobs = (_jsonl_chunks(file, chunk_bytes) if kind == "jsonl"
-                    else _csv_chunks(file, chunk_bytes, csv_errors))
+            jobs = (files.jsonl_chunks(file, chunk_bytes) if kind == "jsonl"
+                    else files.csv_chunks(file, chunk_bytes, csv_errors))
         batches = _prepared(jobs, dist.key, dist.default_region, sync_id, workers)
         _store_all(wh, batches, dist.key, sync_id, result, line_errors, hold_seconds, workers)
         line_errors[:0] = [f"line {n}: {msg}" for n, msg in csv_errors]
