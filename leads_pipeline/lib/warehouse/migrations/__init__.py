@@ -9,8 +9,9 @@ new file added to :data:`MIGRATIONS`; a file that has shipped is never edited. E
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from ..dialect import Dialect
 from . import (
@@ -25,8 +26,14 @@ from . import (
     v009_webhook_retries,
 )
 
-if TYPE_CHECKING:
-    from ..connection import Warehouse
+
+class _Migratable(Protocol):
+    """What migrating needs of a warehouse (``connection.Warehouse``, which calls this module from ``migrate``)."""
+
+    dialect: Dialect
+
+    def transaction(self, read_only: bool = False) -> AbstractContextManager[Any]: ...
+
 
 _FILES: list[ModuleType] = [
     v001_core, v002_marts, v003_web_auth, v004_postgres_indexes, v005_raw_payload_zstd,
@@ -39,7 +46,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Dialect], list[str]]]] = [
 ]
 
 
-def apply_migrations(wh: Warehouse) -> list[int]:
+def apply_migrations(wh: _Migratable) -> list[int]:
     """Apply every migration newer than the recorded version, each in its own transaction."""
     applied: list[int] = []
     with wh.transaction() as conn:
