@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from cryptography.fernet import Fernet
 
 from leads_pipeline.lib import security
+from leads_pipeline.lib.graph.redaction import REDACTED, redact
 from leads_pipeline.lib.security import (
     MissingSecretKey,
     RedactingFilter,
@@ -19,7 +20,6 @@ from leads_pipeline.lib.security import (
     TokenDecryptError,
     fingerprint,
     generate_key,
-    redact,
     register_secret,
     sign,
     verify_signature,
@@ -105,7 +105,7 @@ def test_redact_masks_given_secrets_and_meta_tokens():
     text = f"calling with {TOKEN} and app secret s3cr3t-app and EAAshort"
     clean = redact(text, ["s3cr3t-app"])
     assert TOKEN not in clean and "s3cr3t-app" not in clean
-    assert clean.count(security.REDACTED) == 2
+    assert clean.count(REDACTED) == 2
     assert "EAAshort" in clean  # too short to be a token
     assert redact("nothing secret here", ["s3cr3t-app"]) == "nothing secret here"
     other = "EAAB" + "z" * 40
@@ -164,7 +164,7 @@ def test_install_log_redaction_on_root_handlers():
         security.install_log_redaction()  # idempotent
         assert sum(isinstance(f, RedactingFilter) for f in handler.filters) == 1
         logging.getLogger("some.child").warning("leaked %s", TOKEN)
-        assert TOKEN not in stream.getvalue() and security.REDACTED in stream.getvalue()
+        assert TOKEN not in stream.getvalue() and REDACTED in stream.getvalue()
     finally:
         root.removeHandler(handler)
 

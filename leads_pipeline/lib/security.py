@@ -7,7 +7,7 @@ Tokens at rest
     new key), then drop the old key.
 
 Redaction
-    :func:`redact` masks given secrets and anything shaped like a Meta access token (``EAA…``);
+    the one redaction policy is ``lib.graph.redaction.redact`` (given secrets, token-shaped strings);
     :class:`RedactingFilter` does the same to log records. Every token this process decrypts is registered with
     :func:`register_secret`, so a filter installed with :func:`install_log_redaction` masks it wherever it shows up.
 
@@ -29,7 +29,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 # The one redaction policy (secrets given, registered ones, token-shaped strings) lives with the Graph client, which
 # meets the most secret-bearing text; logs, errors and the webhook receiver use the same function.
 from leads_pipeline.lib.graph.redaction import MIN_SECRET_LENGTH as _MIN_SECRET_LENGTH
-from leads_pipeline.lib.graph.redaction import REDACTED, redact  # noqa: F401 - re-exported for callers of security
+from leads_pipeline.lib.graph.redaction import redact
 
 __all__ = [
     "SecretKeyError",
@@ -38,13 +38,11 @@ __all__ = [
     "TokenCipher",
     "generate_key",
     "fingerprint",
-    "redact",
     "register_secret",
     "RedactingFilter",
     "install_log_redaction",
     "verify_signature",
     "sign",
-    "REDACTED",
 ]
 
 SIGNATURE_PREFIX = "sha256="

@@ -38,7 +38,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from leads_pipeline.lib.security import redact, verify_signature
+from leads_pipeline.lib.graph.redaction import redact
+from leads_pipeline.lib.security import verify_signature
 from leads_pipeline.lib.warehouse import Warehouse, connect
 from leads_pipeline.lib.webhooks.delivery import InvalidDelivery, parse_delivery
 from leads_pipeline.lib.webhooks.writer import InboxWriter

@@ -43,6 +43,7 @@ from leads_pipeline.lib.graph import (
     GraphError,
     settings_factory,
 )
+from leads_pipeline.lib.graph.redaction import redact
 from leads_pipeline.lib.ingest import by_id
 from leads_pipeline.lib.ingest.check import test_connection
 from leads_pipeline.lib.ingest.discovery import (
@@ -69,7 +70,7 @@ from leads_pipeline.lib.ingest.runs import (
     start_run,
 )
 from leads_pipeline.lib.ingest.store import ProcessResult, process_raw
-from leads_pipeline.lib.security import SecretKeyError, redact
+from leads_pipeline.lib.security import SecretKeyError
 from leads_pipeline.lib.warehouse import Warehouse, is_write_conflict
 from leads_pipeline.settings import Settings, get_settings
 

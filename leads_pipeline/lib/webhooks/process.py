@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from leads_pipeline.lib.graph.redaction import redact
 from leads_pipeline.lib.ingest.sync import sync_distributor
-from leads_pipeline.lib.security import redact
 from leads_pipeline.lib.warehouse import Warehouse, retry_conflicts
 
 from .inbox import lock_rows, reroute_unrouted
