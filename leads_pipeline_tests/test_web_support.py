@@ -84,20 +84,21 @@ class World:
 def seed_world(monkeypatch, wh: Warehouse, *, leads: int = 12, graph_base_url: str = UNREACHABLE_GRAPH,
                token: str = "EAAplaceholdertoken1234567890", page_ids: tuple[str, ...] = ("1001",),
                region: str = "TR") -> World:
-    """Users (superadmin + staff, each with an API key and a console password), distributor ``msh``, leads."""
+    """Distributor ``msh``, users (superadmin + a staff user of ``msh``, each with an API key and a console
+    password), leads of ``msh``."""
     secret = generate_key()
     for name, value in {"LEADS_SECRET_KEY": secret, "LEADS_GRAPH_BASE_URL": graph_base_url,
                         "LEADS_GRAPH_MAX_RETRIES": "0", "LEADS_WAREHOUSE_URL": wh.url}.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
+    registry.add(wh, "MSH Med Tour", token, key="msh", page_ids=list(page_ids), region=region,
+                 cipher=TokenCipher(secret))
     admin = crm.add_user(wh, "Admin Person", "admin@example.com", "superadmin")
-    staff = crm.add_user(wh, "Staff Person", "staff@example.com", "staff")
+    staff = crm.add_user(wh, "Staff Person", "staff@example.com", "staff", distributors=["msh"])
     admin_key, _ = auth.create_api_key(wh, admin["email"], name="tests")
     staff_key, _ = auth.create_api_key(wh, staff["email"], name="tests")
     auth.set_password(wh, admin["email"], ADMIN_PASSWORD)
     auth.set_password(wh, staff["email"], STAFF_PASSWORD)
-    registry.add(wh, "MSH Med Tour", token, key="msh", page_ids=list(page_ids), region=region,
-                 cipher=TokenCipher(secret))
     rows = []
     for i in range(leads):
         first, _, last = NAMES[i % len(NAMES)].partition(" ")
