@@ -10,7 +10,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("data")
@@ -38,6 +38,25 @@ class Settings(BaseSettings):
     app_secret: SecretStr | None = Field(None, description="Meta app secret: appsecret_proof and webhook signatures.")
     secret_key: SecretStr | None = Field(None, description="Fernet key(s), comma-separated, for tokens at rest.")
     webhook_verify_token: SecretStr | None = Field(None, description="Token Meta echoes in the webhook handshake.")
+    trusted_proxies: str = Field(
+        "", description="Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For the HTTP "
+                        "service believes, to limit logins per client. Empty: the peer address is the client."
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        """A typo here would silently make every client share the proxy's address (or trust a spoofed one)."""
+        import ipaddress
+
+        for part in value.replace(" ", ",").split(","):
+            if part:
+                try:
+                    ipaddress.ip_network(part, strict=False)
+                except ValueError:
+                    raise ValueError(f"{part!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8, "
+                                     "::1)") from None
+        return value
 
     @property
     def resolved_warehouse_url(self) -> str:

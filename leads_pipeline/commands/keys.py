@@ -15,10 +15,14 @@ def keys() -> None:
 
 
 @keys.command("generate")
-def generate() -> None:
-    """Print a new key, and how to use it (first setup, or rotation)."""
+@click.option("--quiet", "-q", is_flag=True,
+              help="Print only the key, for scripts: export LEADS_SECRET_KEY=$(leads-pipeline keys generate --quiet)")
+def generate(quiet: bool) -> None:
+    """Print a new key, and how to use it (first setup, or rotation). The key alone goes to standard output."""
     key = generate_key()
     click.echo(key)
+    if quiet:
+        return
     click.echo(
         "\nFirst setup: put it in the environment (or the .env file) of every process of the pipeline:\n"
         f"  LEADS_SECRET_KEY={key}\n"

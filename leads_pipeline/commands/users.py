@@ -30,17 +30,57 @@ def users() -> None:
 @click.argument("name")
 @click.argument("email")
 @click.option("--role", type=click.Choice(crm.ROLES), required=True, help="superadmin: everything incl. delete and "
-              "distributor settings; staff: list/show/status/assign/note/log.")
+              "distributor settings, over every distributor; staff: list/show/status/assign/note/log, over their "
+              "distributors only.")
+@click.option("--distributor", "distributors", multiple=True, metavar="KEY",
+              help="A distributor whose leads this staff user works (repeat for several).")
 @json_option
 @as_option
 @friendly
-def add_cmd(name: str, email: str, role: str, as_json: bool) -> None:
-    """Add a user (the email is lower-cased and must be unique)."""
-    user = crm.add_user(warehouse(), name, email, role, actor=current_actor())
+def add_cmd(name: str, email: str, role: str, distributors: tuple[str, ...], as_json: bool) -> None:
+    """Add a user (the email is lower-cased and must be unique). A staff user sees only the leads of the
+    distributors named with --distributor."""
+    user = crm.add_user(warehouse(), name, email, role, distributors=distributors, actor=current_actor())
     if as_json:
         echo_json(plain(user))
+        return
+    click.echo(f"Added {user['role']} {user['name']} <{user['email']}> as {user['id']}{_scope_text(user)}")
+    if user["role"] == "staff" and not user["distributors"]:
+        click.echo("Note: this staff user sees no leads until you name their distributors: "
+                   f"`leads-pipeline users distributors {user['email']} --add KEY`.", err=True)
+
+
+def _scope_text(user: dict) -> str:
+    if user["distributors"] is None:
+        return " (every distributor)"
+    return f" (distributors: {', '.join(user['distributors'])})" if user["distributors"] else " (no distributors)"
+
+
+@users.command("distributors")
+@click.argument("user")
+@click.option("--add", "added", multiple=True, metavar="KEY", help="Let USER work this distributor's leads too.")
+@click.option("--remove", "removed", multiple=True, metavar="KEY", help="Take this distributor away from USER.")
+@click.option("--set", "replaced", multiple=True, metavar="KEY",
+              help="Replace USER's distributors by these (repeat; cannot be combined with --add/--remove).")
+@click.option("--clear", is_flag=True, help="Take every distributor away from USER.")
+@json_option
+@as_option
+@friendly
+def distributors_cmd(user: str, added: tuple[str, ...], removed: tuple[str, ...], replaced: tuple[str, ...],
+                     clear: bool, as_json: bool) -> None:
+    """Show or change the distributors a staff user works (superadmins see every distributor)."""
+    wh = warehouse()
+    if (replaced or clear) and (added or removed) or (replaced and clear):
+        raise crm.InvalidInput("Use --set or --clear alone, or --add/--remove.")
+    row = crm.get_user(wh, user, actor=current_actor())
+    if replaced or clear or added or removed:
+        current = row["distributors"] or []
+        wanted = list(replaced) if (replaced or clear) else [k for k in [*current, *added] if k not in removed]
+        row = crm.set_user_distributors(wh, row["id"], wanted, actor=current_actor())
+    if as_json:
+        echo_json(plain(row))
     else:
-        click.echo(f"Added {user['role']} {user['name']} <{user['email']}> as {user['id']}")
+        click.echo(f"{row['email']} ({row['role']}){_scope_text(row)}")
 
 
 @users.command("list")
@@ -52,15 +92,17 @@ def list_cmd(active_only: bool, as_json: bool) -> None:
     """List users."""
     wh = warehouse()
     authorize_read(wh, "user.list")
-    rows = crm.list_users(wh, include_inactive=not active_only)
+    rows = crm.list_users(wh, actor=current_actor(), include_inactive=not active_only)
     if as_json:
         echo_json(plain(rows))
     elif not rows:
         click.echo("No users yet: add one with `leads-pipeline users add NAME EMAIL --role staff`.")
     else:
-        shown = [{**r, "active": "yes" if r["active"] else "no"} for r in rows]
+        shown = [{**r, "active": "yes" if r["active"] else "no",
+                  "distributors": "(all)" if r["distributors"] is None else ", ".join(r["distributors"]) or "(none)"}
+                 for r in rows]
         echo_table(shown, [("ID", "id"), ("NAME", "name"), ("EMAIL", "email"), ("ROLE", "role"),
-                           ("ACTIVE", "active"), ("CREATED", "created_at")])
+                           ("DISTRIBUTORS", "distributors"), ("ACTIVE", "active"), ("CREATED", "created_at")])
 
 
 @users.command("deactivate")
@@ -94,13 +136,13 @@ def reactivate_cmd(user: str) -> None:
 @friendly
 def set_password_cmd(user: str, password_stdin: bool) -> None:
     """Set USER's console password (prompted, hidden; at least 10 characters). Ends their console sessions."""
-    from leads_pipeline.web import auth
+    from leads_pipeline.lib.crm import credentials
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
-    row = auth.set_password(warehouse(), user, password, actor=current_actor())
+    row = credentials.set_password(warehouse(), user, password, actor=current_actor())
     click.echo(f"Password set for {row['email']}; they can log in at /login.")
 
 
@@ -120,9 +162,9 @@ def api_key() -> None:
 @friendly
 def api_key_create_cmd(user: str, name: str | None, as_json: bool) -> None:
     """Create an API key for USER (id or email) and print it ONCE: only its hash is stored."""
-    from leads_pipeline.web import auth
+    from leads_pipeline.lib.crm import credentials
 
-    key, row = auth.create_api_key(warehouse(), user, name=name, actor=current_actor())
+    key, row = credentials.create_api_key(warehouse(), user, name=name, actor=current_actor())
     if as_json:
         echo_json(plain({**row, "key": key}))
         return
@@ -142,11 +184,11 @@ def api_key_create_cmd(user: str, name: str | None, as_json: bool) -> None:
 @friendly
 def api_key_list_cmd(user: str | None, active_only: bool, as_json: bool) -> None:
     """List API keys (id, owner, name, prefix, created, last used, revoked) — never the keys themselves."""
-    from leads_pipeline.web import auth
+    from leads_pipeline.lib.crm import credentials
 
     wh = warehouse()
     authorize_read(wh, "user.list")
-    rows = auth.list_api_keys(wh, user, include_revoked=not active_only)
+    rows = credentials.list_api_keys(wh, user, include_revoked=not active_only, actor=current_actor())
     if as_json:
         echo_json(plain(rows))
     elif not rows:
@@ -162,7 +204,7 @@ def api_key_list_cmd(user: str | None, active_only: bool, as_json: bool) -> None
 @friendly
 def api_key_revoke_cmd(key: str) -> None:
     """Revoke the API key KEY (its id, key_…, or its prefix, lp_…); requests with it are refused from now on."""
-    from leads_pipeline.web import auth
+    from leads_pipeline.lib.crm import credentials
 
-    row = auth.revoke_api_key(warehouse(), key, actor=current_actor())
+    row = credentials.revoke_api_key(warehouse(), key, actor=current_actor())
     click.echo(f"Revoked API key {row['id']} ({row['prefix']}…) of {row['user_email']}.")
