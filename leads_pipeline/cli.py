@@ -27,6 +27,7 @@ def _register() -> None:
         importer,
         keys,
         leads,
+        privacy,
         serve,
         simulator,
         stats,
@@ -37,7 +38,7 @@ def _register() -> None:
 
     for command in (simulator.simulator, distributors.distributors, sync.test_connection, sync.sync, stats.stats,
                     demo.demo, demo.dev, leads.lead, leads.leads, users.users, contacts.contacts, importer.import_,
-                    serve.serve, webhooks.webhooks, keys.keys):
+                    serve.serve, webhooks.webhooks, keys.keys, privacy.privacy):
         main.add_command(command)
 
 

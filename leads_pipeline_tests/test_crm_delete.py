@@ -96,11 +96,11 @@ def test_delete_erases_the_email_from_every_table_and_leaves_a_tombstone(warehou
     assert json.loads(audit["before"]) == {"distributor": "msh", "status": "contacted", "assigned_to": "u1"}
     assert json.loads(audit["after"])["reason"] == tomb["reason"]
     # the other lead is untouched
-    assert [i["body"] for i in crm.get_lead(warehouse, keep)["timeline"]] == ["unrelated"]
+    assert [i["body"] for i in crm.get_lead(warehouse, keep, actor="cli")["timeline"]] == ["unrelated"]
     assert count(warehouse, "SELECT count(*) FROM leads") == 1
 
     # gone for good: every operation names it as deleted, and it cannot be deleted twice
-    for op in (lambda: crm.get_lead(warehouse, lead),
+    for op in (lambda: crm.get_lead(warehouse, lead, actor="cli"),
                lambda: crm.change_status(warehouse, lead, "contacted", "cli"),
                lambda: crm.delete_lead(warehouse, lead, "cli", "again")):
         with pytest.raises(crm.LeadNotFound, match="deleted on a privacy request"):
@@ -118,7 +118,7 @@ def test_bulk_delete_erases_every_lead_set_based(warehouse):
         assert conn.scalar("SELECT count(*) FROM raw_leads") == 1
         assert conn.scalar("SELECT count(*) FROM notification_outbox") == 1
     assert tombs == [{"meta_lead_id": i, "reason": "spam wave", "deleted_by": "cli"} for i in ids[:2]]
-    assert crm.get_lead(warehouse, ids[2])["meta_lead_id"] == ids[2]
+    assert crm.get_lead(warehouse, ids[2], actor="cli")["meta_lead_id"] == ids[2]
 
 
 def test_staff_cannot_delete(warehouse):
@@ -170,3 +170,177 @@ def test_erase_lead_returns_counts_per_table(warehouse):
         counts = privacy.erase_lead(conn, lead)
     assert counts["leads"] == 1 and counts["raw_leads"] == 1 and counts["webhook_inbox"] == 1
     assert counts["notification_outbox"] == 1
+
+
+# ------------------------------------------------------------------------------------------ records without a good id
+# A record whose id is bad (``bad_id``) or missing (``missing_id``) is quarantined in rejected_leads, and its payload —
+# names, e-mail, phone, answers — is in raw_leads like any lead's. A privacy request must reach both: found by the
+# person's data, erased by the id Meta sent or by the record's `sha256:` handle, and never landed again.
+
+BAD_EMAIL, BAD_PHONE, BAD_NAME = "kemal.badid@example.net", "+905327778899", "Kemal Yanlis"
+NOID_EMAIL, NOID_NAME = "no.id.person@example.com", "Idsiz Kisi"
+
+
+def _record(lead_id: object, email: str, name: str, phone: str | None = None, **over) -> dict:
+    fields = [{"name": "full_name", "values": [name]}, {"name": "email", "values": [email]}]
+    if phone:
+        fields.append({"name": "phone_number", "values": [phone]})
+    rec = {"created_time": "2026-06-01T10:00:00+0000", "form_id": "f1", "field_data": fields, **over}
+    if lead_id is not None:
+        rec["id"] = lead_id
+    return rec
+
+
+def _land(wh, records: list[dict], sync_id: str = "s1"):
+    from leads_pipeline.lib.ingest.land import land_page
+
+    return land_page(wh, sync_id=sync_id, distributor="msh", default_region="TR", page_id="1001", form_id="f1",
+                     leads=records)
+
+
+def test_a_lead_with_a_bad_id_is_found_by_its_email_and_erased_with_its_raw_payload(warehouse):
+    bad = _record("lead_42", BAD_EMAIL, BAD_NAME, "0532 777 88 99")
+    good = _record("900000000000123", "keep.me@example.org", "Kalan Kisi")
+    _land(warehouse, [bad, good])
+    assert set(tables_mentioning(warehouse, BAD_EMAIL)) == {"raw_leads", "rejected_leads"}
+    with warehouse.transaction() as conn:  # both rows carry the id Meta sent (the raw one was NULL)
+        assert conn.query("SELECT meta_lead_id FROM raw_leads WHERE raw_key LIKE 'sha256:%'") == [
+            {"meta_lead_id": "lead_42"}]
+
+    for needle in (BAD_EMAIL.upper(), "+90 532 777 88 99", "kemal yanlis"):
+        (hit,) = privacy.find(warehouse, needle, actor="cli")
+        assert hit["handle"] == "lead_42" and hit["distributor"] == "msh"
+        assert {"raw_leads.payload", "rejected_leads.payload"} <= set(hit["found_in"])
+
+    result = crm.delete_lead(warehouse, "lead_42", "cli", f"erasure asked by {BAD_NAME} ({BAD_EMAIL})")
+    assert result["distributor"] == "msh"
+    for needle in (BAD_EMAIL, "777 88 99", BAD_NAME):
+        assert tables_mentioning(warehouse, needle) == {}, needle
+    assert privacy.find(warehouse, BAD_EMAIL, actor="cli") == []
+    with warehouse.transaction() as conn:
+        assert conn.scalar("SELECT reason FROM lead_tombstones WHERE meta_lead_id = 'lead_42'") == \
+            "erasure asked by [redacted] ([redacted])"
+        assert conn.scalar("SELECT count(*) FROM leads") == 1  # the good lead stays
+
+    # Meta serves it again, unchanged or changed: the id it was sent with keeps it out.
+    again = _land(warehouse, [bad, {**bad, "created_time": "2026-06-02T10:00:00+0000"}, good], sync_id="s2")
+    assert again.landed == 0 and again.skipped_deleted == 2
+    assert tables_mentioning(warehouse, BAD_EMAIL) == {}
+
+
+def test_a_record_without_an_id_gets_a_handle_to_find_and_erase_it(warehouse):
+    noid = _record(None, NOID_EMAIL, NOID_NAME)
+    _land(warehouse, [noid, _record("900000000000124", "keep.too@example.org", "Kalan Iki")])
+    assert set(tables_mentioning(warehouse, NOID_EMAIL)) == {"raw_leads", "rejected_leads"}
+    (hit,) = privacy.find(warehouse, NOID_EMAIL, actor="cli")
+    handle = hit["handle"]
+    assert handle.startswith("sha256:") and hit["kinds"] == ["quarantined: missing_id", "raw payload"]
+
+    crm.delete_lead(warehouse, handle, "cli", "privacy request by e-mail")
+    assert tables_mentioning(warehouse, NOID_EMAIL) == {}
+    assert tables_mentioning(warehouse, NOID_NAME) == {}
+    with warehouse.transaction() as conn:
+        assert conn.scalar("SELECT distributor FROM lead_tombstones WHERE meta_lead_id = ?", [handle]) == "msh"
+    with pytest.raises(crm.LeadNotFound, match="deleted on a privacy request"):
+        crm.delete_lead(warehouse, handle, "cli", "again")
+    # The same record served again is not landed again, by a sync nor by an import.
+    assert _land(warehouse, [noid], sync_id="s2").landed == 0
+    from leads_pipeline.lib.ingest.bulk import prepare_batch, store_batch
+
+    batch = prepare_batch([(noid, None)], distributor="msh", default_region="TR", sync_id="imp")
+    assert store_batch(warehouse, batch, distributor="msh", sync_id="imp").skipped_deleted == 1
+    assert tables_mentioning(warehouse, NOID_EMAIL) == {}
+
+
+def test_imports_keep_the_bad_id_too_and_never_bring_an_erased_one_back(warehouse):
+    from leads_pipeline.lib.ingest.bulk import prepare_batch, store_batch
+
+    bad = _record("lead_77", BAD_EMAIL, BAD_NAME)
+    batch = prepare_batch([(bad, None)], distributor="msh", default_region="TR", sync_id="imp1")
+    store_batch(warehouse, batch, distributor="msh", sync_id="imp1")
+    with warehouse.transaction() as conn:
+        assert conn.scalar("SELECT meta_lead_id FROM raw_leads") == "lead_77"
+        assert conn.scalar("SELECT meta_lead_id FROM rejected_leads") == "lead_77"
+    crm.delete_lead(warehouse, "lead_77", "cli", "privacy request")
+    assert tables_mentioning(warehouse, BAD_EMAIL) == {}
+    changed = {**bad, "created_time": "2026-06-05T10:00:00+0000"}
+    batch = prepare_batch([(bad, None), (changed, None)], distributor="msh", default_region="TR", sync_id="imp2")
+    assert store_batch(warehouse, batch, distributor="msh", sync_id="imp2").skipped_deleted == 2
+    assert tables_mentioning(warehouse, BAD_EMAIL) == {}
+
+
+def test_migration_12_gives_raw_rows_landed_before_their_bad_id(warehouse):
+    from leads_pipeline.lib.warehouse.migrations import v012_bad_ids_findable
+
+    _land(warehouse, [_record("lead_42", BAD_EMAIL, BAD_NAME), _record(None, NOID_EMAIL, NOID_NAME)])
+    with warehouse.transaction() as conn:  # as an older version landed them
+        conn.execute("UPDATE raw_leads SET meta_lead_id = NULL")
+        for stmt in v012_bad_ids_findable.statements(warehouse.dialect):
+            conn.execute(stmt)
+        assert sorted(conn.query("SELECT meta_lead_id FROM raw_leads"), key=str) == sorted(
+            [{"meta_lead_id": "lead_42"}, {"meta_lead_id": None}], key=str)
+    crm.delete_lead(warehouse, "lead_42", "cli", "privacy request")
+    assert tables_mentioning(warehouse, BAD_EMAIL) == {}
+
+
+@pytest.mark.parametrize("lead_id, kept", [(12.5, "12.5"), (True, "true"), ({"x": 1}, '{"x":1}'), (["1"], '["1"]'),
+                                           (" 900000000000001", " 900000000000001")])
+def test_a_bad_id_of_any_json_type_is_kept_as_sent(lead_id, kept):
+    from leads_pipeline.lib.ingest.parse import parse_lead
+
+    rejection = parse_lead(_record(lead_id, "a@b.org", "Ad Soyad"), distributor="msh", page_id=None,
+                           default_region="TR")
+    assert rejection.reason == "bad_id" and rejection.meta_lead_id == kept
+
+
+def test_finding_a_person_is_for_those_who_may_delete_and_needs_a_real_needle(warehouse):
+    add_user_sql(warehouse, "u1", "u1@example.com")
+    with pytest.raises(crm.PermissionDenied):
+        privacy.find(warehouse, BAD_EMAIL, actor="u1")
+    with pytest.raises(crm.InvalidInput, match="at least"):
+        privacy.find(warehouse, "ab", actor="cli")
+
+
+@pytest.mark.parametrize("reason", [
+    "request from ZEYNEP.SECRET@EXAMPLE.ORG",                  # other case
+    "request from zeynep.secret @ example.org",                # spaces around @
+    "call back on +90 555 111 22 33",                          # phone with spaces
+    "call back on 0555-111-2233",                              # national, dashed
+    "call back on (555) 111 22 33",
+    "call back on 905551112233",
+    "GİZLİ, Zeynep asked by phone",                             # Turkish capitals, names reordered
+    "her sister (ayse.k@mail.example, 0532 123 45 67) called",  # someone else's contact data
+])
+def test_the_delete_reason_masks_contact_data_in_any_form(warehouse, reason):
+    lead = insert_leads(warehouse, 1, email=EMAIL, phone=PHONE, full_name="Zeynep Gizli")[0]
+    crm.delete_lead(warehouse, lead, "cli", f"{reason} on 2026-06-03, ticket #4521")
+    with warehouse.transaction() as conn:
+        kept = conn.scalar("SELECT reason FROM lead_tombstones WHERE meta_lead_id = ?", [lead])
+        audit = json.loads(conn.scalar("SELECT after FROM audit_log WHERE action = 'lead.delete'"))["reason"]
+    assert kept == audit and "[redacted]" in kept
+    assert kept.endswith(" on 2026-06-03, ticket #4521")  # dates and short numbers stay
+    for piece in ("zeynep", "gizli", "secret", "example.org", "555", "111", "2233", "ayse", "123 45 67"):
+        assert piece not in kept.lower(), (piece, kept)
+
+
+def test_the_privacy_commands_find_a_record_without_an_id_and_delete_takes_its_handle(warehouse, monkeypatch):
+    from click.testing import CliRunner
+
+    from leads_pipeline.cli import main
+    from leads_pipeline.settings import get_settings
+
+    _land(warehouse, [_record(None, NOID_EMAIL, NOID_NAME)])
+    monkeypatch.setenv("LEADS_WAREHOUSE_URL", warehouse.url)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    out = runner.invoke(main, ["privacy", "find", NOID_EMAIL.upper()])
+    assert out.exit_code == 0, out.output
+    handle = out.output.split()[0]
+    assert handle.startswith("sha256:") and "quarantined: missing_id" in out.output
+    assert "leads-pipeline privacy compact" in out.output
+    deleted = runner.invoke(main, ["lead", "delete", handle, "--reason", "privacy request", "--yes", "--json"])
+    assert deleted.exit_code == 0, deleted.output
+    assert json.loads(runner.invoke(main, ["privacy", "find", NOID_EMAIL, "--json"]).output) == []
+    assert tables_mentioning(warehouse, NOID_EMAIL) == {}
+    refused = runner.invoke(main, ["privacy", "find", "ab"])
+    assert refused.exit_code == 1 and "at least 4 characters" in refused.output

@@ -157,6 +157,29 @@ def test_signed_but_malformed_is_400_without_a_trace(server, http, warehouse, bo
     assert sum(table_rows(warehouse).values()) == 0
 
 
+_DEEP_VALUE = b"[" * 2000 + b"]" * 2000
+
+
+@pytest.mark.parametrize("body", [
+    b"[" * 100_000 + b"]" * 100_000,  # Python's JSON parser gives up (RecursionError): was a 500
+    b'{"object":"page","entry":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    # a plausible delivery with one value nested deep (parses, but nothing should walk or re-serialise it)
+    b'{"object":"page","entry":[{"id":"1","changes":[{"field":"leadgen","value":{"leadgen_id":"11","page_id":"1",'
+    b'"extra":' + _DEEP_VALUE + b"}}]}]}",
+], ids=["nested-lists", "nested-entry", "nested-value"])
+def test_signed_but_deeply_nested_json_is_400_not_500(server, http, warehouse, body) -> None:
+    """A validly signed body (the app secret leaked, or Meta's own bug) must still get a 4xx: a 500 tells Meta to
+    retry the same body for 36 hours."""
+    resp = http.post(server.webhook_url, data=body, headers=signed_headers(body))
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"].startswith("Not a Meta webhook delivery")
+    assert "deeper than" in resp.json()["error"]
+    assert sum(table_rows(warehouse).values()) == 0
+    # the receiver still answers a good delivery afterwards
+    ok = http.post(server.webhook_url, data=SAMPLE_POSTMAN, headers=signed_headers(SAMPLE_POSTMAN))
+    assert ok.status_code == 200
+
+
 def test_oversized_body_is_413_before_and_while_reading(warehouse, live_receiver, configured, http) -> None:
     server = live_receiver(warehouse, max_body_bytes=4096)
     values = [{"leadgen_id": str(10**12 + i), "page_id": "1", "form_id": "2"} for i in range(200)]

@@ -14,7 +14,8 @@ A POST is answered in this order, and nothing is stored unless every check passe
 413   the body is larger than ``max_body_bytes`` (1 MiB; Meta batches at most 1000 changes, ~250 KB) — refused from
       ``Content-Length`` before reading, or as soon as the streamed body passes the limit
 403   the signature header is missing or does not match the exact bytes received
-400   the body is not JSON, or not shaped like Meta's ``{"object":"page","entry":[…]}``
+400   the body is not JSON, nests deeper than 32 levels (never a 500: that would make Meta retry it for 36 h),
+      or is not shaped like Meta's ``{"object":"page","entry":[…]}``
 503   the warehouse could not store the delivery (Meta retries; nothing was acknowledged)
 200   every ``leadgen`` change was committed to ``webhook_inbox`` (JSON counts: new, duplicates, unrouted)
 ====  ==========================================================================================================

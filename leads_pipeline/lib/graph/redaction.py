@@ -35,13 +35,39 @@ _PATTERNS = [
 ]
 
 
+def _mask_secrets(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with every occurrence of every secret masked, overlapping ones as one ``[REDACTED]``.
+
+    Why spans, not one ``replace`` per secret: replacing in turn depends on the order, and two secrets that overlap in
+    the text (``abcdef1`` and ``bcdef12`` in ``abcdef12``) leave a piece of whichever goes second — a different piece
+    per process, since a set's order follows the string hash seed. The spans of every occurrence are found in the
+    original text and merged, so nothing of any secret survives and the result never depends on an order.
+    """
+    spans: list[tuple[int, int]] = []
+    for secret in {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}:
+        start = text.find(secret)
+        while start != -1:
+            spans.append((start, start + len(secret)))
+            start = text.find(secret, start + 1)
+    if not spans:
+        return text
+    spans.sort()
+    out: list[str] = []
+    done = 0
+    begin, end = spans[0]
+    for s, e in spans[1:]:
+        if s < end:  # overlapping: one mask (adjacent ones stay two, as before)
+            end = max(end, e)
+            continue
+        out += [text[done:begin], REDACTED]
+        done, (begin, end) = end, (s, e)
+    out += [text[done:begin], REDACTED, text[end:]]
+    return "".join(out)
+
+
 def redact(text: object, secrets: Iterable[str | None] = ()) -> str:
     """``text`` as a string with every known secret and every token-like string replaced by ``[REDACTED]``."""
-    out = str(text)
-    # Longest first, so that a secret containing another is masked whole.
-    for secret in sorted({s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True):
-        if secret in out:
-            out = out.replace(secret, REDACTED)
+    out = _mask_secrets(str(text), secrets)
     for pattern, repl in _PATTERNS:
         out = pattern.sub(repl, out)
     return out

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from leads_pipeline.lib.ingest import codec
-from leads_pipeline.lib.ingest.parse import lead_key
+from leads_pipeline.lib.ingest.parse import lead_key, sent_id
 from leads_pipeline.lib.ingest.store import (
     LEAD_STAGE,
     REJECT_STAGE,
@@ -85,7 +85,7 @@ def _prepare(items: Iterable[tuple[Any, Any]], distributor: str, default_region:
     n = len(keys)
     pages, forms, syncs = [page_id] * n, [form_id] * n, [sync_id] * n
     leads, rejects, valid_at = parse_rows(distributor, default_region, payloads, texts, pages, forms, syncs)
-    lead_ids = [None if k.startswith("sha256:") else k for k in keys]
+    lead_ids = [sent_id(payloads[i]) if k.startswith("sha256:") else k for i, k in enumerate(keys)]
     raw_cols = {"raw_key": keys, "meta_lead_id": lead_ids, "page_id": pages, "form_id": forms, "payload": texts}
     lead_cols = dict(zip(LEAD_STAGE, zip(*leads))) if leads else {c: () for c in LEAD_STAGE}
     lead_cols["raw_key"] = [keys[i] for i in valid_at]
@@ -94,8 +94,9 @@ def _prepare(items: Iterable[tuple[Any, Any]], distributor: str, default_region:
         tables = [_arrow(raw_cols, _BULK_RAW), _arrow(lead_cols, {**LEAD_STAGE, "raw_key": "TEXT"}),
                   _arrow(reject_cols, REJECT_STAGE)]
     except (UnicodeError, pa.ArrowException):  # text Arrow cannot hold (an unpaired surrogate): cleaned
-        for cols, names in ((raw_cols, ("payload",)), (lead_cols, [c for c, t in LEAD_STAGE.items() if t == "TEXT"]),
-                            (reject_cols, ("form_id", "page_id", "reason", "detail", "payload"))):
+        for cols, names in ((raw_cols, ("meta_lead_id", "payload")),
+                            (lead_cols, [c for c, t in LEAD_STAGE.items() if t == "TEXT"]),
+                            (reject_cols, ("meta_lead_id", "form_id", "page_id", "reason", "detail", "payload"))):
             for name in names:
                 cols[name] = [v if v is None else codec.clean_text(v.decode("utf-8", "replace")
                                                                    if type(v) is bytes else v)
@@ -152,15 +153,18 @@ def _store_batch(conn: Conn, batch: PreparedBatch, distributor: str, sync_id: st
     # Leads landed before (by any path) are neither landed nor processed again: one join of the batch's keys
     # against raw_leads (DuckDB: a scan of its key columns; PostgreSQL: primary-key probes), then the batch is
     # filtered here, before anything is written.
-    conn.stage("batch_keys", {"raw_key": "TEXT"}, data=raw.select(["raw_key"]), copy=False)
+    conn.stage("batch_keys", {"raw_key": "TEXT", "meta_lead_id": "TEXT"}, data=raw.select(["raw_key", "meta_lead_id"]),
+               copy=False)
     old = conn.query_columns(
         "SELECT raw_key FROM raw_leads WHERE distributor = ? AND raw_key IN (SELECT raw_key FROM batch_keys)",
         [distributor],
     ).get("raw_key") or []
-    # Deleted-on-request ids are dropped the same way: never landed again (their payload is personal data).
+    # Deleted-on-request ids are dropped the same way: never landed again (their payload is personal data) — by key
+    # (a lead id, or the `sha256:` handle of a record without a usable id) or by the bad id it was sent with.
     gone = set(conn.query_columns(
-        "SELECT meta_lead_id FROM lead_tombstones WHERE meta_lead_id IN (SELECT raw_key FROM batch_keys)"
-    ).get("meta_lead_id") or []) - set(old)
+        "SELECT raw_key FROM batch_keys WHERE raw_key IN (SELECT meta_lead_id FROM lead_tombstones) "
+        "OR meta_lead_id IN (SELECT meta_lead_id FROM lead_tombstones)"
+    ).get("raw_key") or []) - set(old)
     old = old + sorted(gone)
     if old:
         known = pa.array(old, type=pa.string())

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from leads_pipeline.lib.ingest import codec
-from leads_pipeline.lib.ingest.parse import lead_key
+from leads_pipeline.lib.ingest.parse import lead_key, sent_id
 from leads_pipeline.lib.ingest.store import (
     ProcessResult,
     form_locales,
@@ -53,7 +53,7 @@ RECENT_ROWS = 100_000
 # JSON columns are staged as TEXT and cast in the INSERT: DuckDB stages TEXT several times faster than JSON.
 _RAW_STAGE = {"ord": "BIGINT", "distributor": "TEXT", "raw_key": "TEXT", "sync_id": "TEXT", "page_id": "TEXT",
               "form_id": "TEXT", "meta_lead_id": "TEXT", "payload": "TEXT"}
-_RAW_TEXT = (4, 5, 7)  # page_id, form_id, payload: what may need cleaning
+_RAW_TEXT = (4, 5, 6, 7)  # page_id, form_id, meta_lead_id (a bad id as sent), payload: what may need cleaning
 
 
 @dataclass
@@ -75,7 +75,7 @@ def _stage_rows(leads: Sequence[Any], distributor: str, sync_id: str, page_id: s
             key = lead_key(lead)
             if key in rows:
                 continue  # the same lead twice in one page: keep the first
-            lead_id = key if not key.startswith("sha256:") else None
+            lead_id = key if not key.startswith("sha256:") else sent_id(lead)  # a bad id as sent; None without
             rows[key] = [len(rows), distributor, key, sync_id, page_id, form_id, lead_id, dumps(lead)]
             by_key[key] = lead
     return list(rows.values()), by_key
@@ -156,8 +156,10 @@ def _land(conn: Conn, staged: list[list], by_key: dict[str, Any], sync_id: str, 
     result = LandResult()
     if staged:
         conn.stage("raw_page", _RAW_STAGE, staged)
+        # By key (a lead id; the `sha256:` handle of a record without a usable id) or by the bad id it was sent with.
         result.skipped_deleted = max(0, conn.execute(
-            "DELETE FROM raw_page WHERE raw_key IN (SELECT meta_lead_id FROM lead_tombstones)"))
+            "DELETE FROM raw_page WHERE raw_key IN (SELECT meta_lead_id FROM lead_tombstones) "
+            "OR meta_lead_id IN (SELECT meta_lead_id FROM lead_tombstones)"))
         columns = "distributor, raw_key, sync_id, page_id, form_id, meta_lead_id"
         if conn.backend == "duckdb" and not merge:
             # Drop the leads among the newest landed rows (ids grow with the table, so min/max statistics skip

@@ -39,7 +39,7 @@ from leads_pipeline.lib.normalise.times import (
 __all__ = [  # normalise_email/normalise_phone/parse_created_time*: re-exported, the rules live in lib/normalise
     "LEAD_COLUMNS", "NO_VALID_CONTACT", "REASONS", "STATUS_NEW", "STATUS_REJECTED", "ParsedLead", "Rejection",
     "canonical_json", "lead_key", "normalise_email", "normalise_phone", "parse_created_time",
-    "parse_created_time_unix", "parse_lead", "parse_lead_row", "parse_leads",
+    "parse_created_time_unix", "parse_lead", "parse_lead_row", "parse_leads", "sent_id",
 ]
 
 #: Why a record is quarantined in ``rejected_leads`` (it cannot be a lead).
@@ -166,6 +166,31 @@ def lead_key(raw: Any) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(raw).encode()).hexdigest()
 
 
+#: The longest id kept as sent (PostgreSQL's btree index on ``raw_leads.meta_lead_id`` takes ~2.7 kB per entry).
+SENT_ID_LIMIT = 200
+
+
+def sent_id(raw: Any) -> str | None:
+    """The lead's ``id`` as Meta sent it, as text — a string as it is, an integer's digits, anything else (a float,
+    a boolean, an object) its JSON — cut at :data:`SENT_ID_LIMIT` characters; None when there is none.
+
+    ``raw_leads.meta_lead_id`` and ``rejected_leads.meta_lead_id`` keep it also when it is not a usable Meta id
+    (``bad_id``), so that such a record can be looked up — and erased on a privacy request — by the id Meta sent.
+    """
+    if not isinstance(raw, dict):
+        return None
+    value = raw.get("id")
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    else:
+        text = canonical_json(value)
+    return text[:SENT_ID_LIMIT]
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Leads
 # ----------------------------------------------------------------------------------------------------------------------
@@ -243,10 +268,10 @@ def parse_lead_row(raw: Any, distributor: str, page_id: str | None, default_regi
     if lead_id is None or lead_id == "":
         return _reject(raw, "missing_id", "the lead has no id", distributor, page_id, form_id)
     if not isinstance(lead_id, str) or _DIGITS_RE.fullmatch(lead_id) is None:
-        # Keep the id as Meta sent it (analysts look rejects up by it); the reject_key stays the payload hash.
-        as_sent = str(lead_id)[:200] if isinstance(lead_id, (str, int, float)) else None
+        # Keep the id as Meta sent it (analysts and privacy requests look rejects up by it); the reject_key stays the
+        # payload hash.
         return _reject(raw, "bad_id", f"id {_short(lead_id)} is not a string of digits", distributor, page_id,
-                       form_id, as_sent)
+                       form_id, sent_id(raw))
     created = parse_created_time(get("created_time"))
     if created is None:
         return _reject(raw, "bad_created_time",

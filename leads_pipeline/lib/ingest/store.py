@@ -90,7 +90,7 @@ _JSON_AT = tuple((LEAD_COLUMNS.index(c), empty) for c, empty in _LEAD_JSON.items
 _FORM_AT = LEAD_COLUMNS.index("form_id")
 REJECT_STAGE = {"distributor": "TEXT", "reject_key": "TEXT", "meta_lead_id": "TEXT", "form_id": "TEXT",
                 "page_id": "TEXT", "reason": "TEXT", "detail": "TEXT", "payload": "TEXT", "sync_id": "TEXT"}
-_REJECT_TEXT_COLUMNS = (3, 4, 5, 6, 7)
+_REJECT_TEXT_COLUMNS = (2, 3, 4, 5, 6, 7)  # meta_lead_id (a bad id as sent) … payload
 
 
 def _lead_select(json_type: str) -> str:

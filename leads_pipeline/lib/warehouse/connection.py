@@ -14,6 +14,9 @@ Opening the file costs (a connection, the primary-key indexes loaded cold, a che
 transactions — a sync's landing and processing, a bulk import, the webhook inbox writer under load — runs inside
 :meth:`Warehouse.session`: one connection for the whole burst, each transaction still committed on its own, and the
 locks held for that burst only. PostgreSQL sessions likewise reuse one connection.
+
+The DuckDB file holds personal data, so it and what the warehouse creates beside it are private to their owner
+(:mod:`.files`: directories 0700, files 0600).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import filelock
 from leads_pipeline.lib.memory import gc_paused
 
 from .dialect import Dialect
+from .files import FILE_MODE, private_dir, tighten, warn_if_readable
 
 # How long a DuckDB open waits for another process's transaction before giving up with a clear message.
 DUCKDB_LOCK_TIMEOUT_SECONDS = 600.0
@@ -289,8 +293,9 @@ class Warehouse:
         """A connection in one transaction: committed when the block ends, rolled back if it raises."""
         shared = getattr(self._local(), "session", None)
         if self.backend == "duckdb":
-            if shared is not None:
+            if shared is not None:  # a session keeps the file open: its WAL may stay between transactions
                 yield from _duckdb_transaction(shared, self.dialect)
+                tighten(self._wal_path())
                 return
             with self._duckdb_connection(read_only=read_only) as raw:
                 yield from _duckdb_transaction(raw, self.dialect)
@@ -327,11 +332,31 @@ class Warehouse:
             yield shared
             return
         assert self.path is not None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.file_locked() as key:
+            created = not self.path.exists()
+            raw = _connect_duckdb_with_retry(duckdb, key, read_only)
+            try:
+                if created:  # before anything is written into it
+                    tighten(self.path)
+                else:
+                    warn_if_readable(Path(key))
+                raw.execute("SET TimeZone = 'UTC'")
+                yield raw
+            finally:
+                raw.close()
+                tighten(self._wal_path())  # normally gone after the closing checkpoint
+
+    @contextmanager
+    def file_locked(self) -> Iterator[str]:
+        """DuckDB: hold the warehouse's locks (this process's, then the cross-process file lock) without opening
+        the file; yields its resolved path. Whoever replaces the file (``compact``) does it inside this block."""
+        assert self.path is not None
+        private_dir(self.path.parent)
         key = str(self.path.resolve())
         with _process_locks_guard:
             plock = _process_locks.setdefault(key, threading.RLock())
-        flock = filelock.FileLock(key + ".lock", timeout=DUCKDB_LOCK_TIMEOUT_SECONDS, thread_local=False)
+        flock = filelock.FileLock(key + ".lock", timeout=DUCKDB_LOCK_TIMEOUT_SECONDS, thread_local=False,
+                                  mode=FILE_MODE)
         with plock:
             try:
                 flock.acquire()
@@ -341,14 +366,13 @@ class Warehouse:
                     f"{DUCKDB_LOCK_TIMEOUT_SECONDS:.0f}s; close notebooks or tools holding it, or use PostgreSQL."
                 ) from exc
             try:
-                raw = _connect_duckdb_with_retry(duckdb, key, read_only)
-                try:
-                    raw.execute("SET TimeZone = 'UTC'")
-                    yield raw
-                finally:
-                    raw.close()
+                yield key
             finally:
                 flock.release()
+
+    def _wal_path(self) -> Path:
+        assert self.path is not None
+        return self.path.with_name(self.path.name + ".wal")
 
     def migrate(self) -> list[int]:
         """Bring the schema to the newest version; returns the versions applied now (see ``migrations``)."""

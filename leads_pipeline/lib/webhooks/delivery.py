@@ -14,9 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Change", "InvalidDelivery", "parse_delivery", "change_json"]
+__all__ = ["MAX_DEPTH", "Change", "InvalidDelivery", "parse_delivery", "change_json"]
 
 _DIGITS = re.compile(r"[0-9]{1,40}")
+#: Meta's notifications nest 6 levels (body → entry → change → value → …); a deeper body is not one. Checked before
+#: anything walks or re-serialises it: json.dumps of a change nested near Python's recursion limit fails in the
+#: inbox writer, which would answer 503 and make Meta retry the same body for 36 hours.
+MAX_DEPTH = 32
 
 
 class InvalidDelivery(ValueError):
@@ -69,6 +73,23 @@ def _unix(value: Any, where: str) -> int | None:
     raise InvalidDelivery(f"{where} is not a Unix time")
 
 
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether decoded JSON nests more than ``limit`` lists/objects deep (iterative: no recursion on hostile input)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
 def parse_delivery(raw_body: bytes) -> list[Change]:
     """The ``leadgen`` changes of a webhook body (Meta's ``{"object":"page","entry":[{"id","time","changes":[…]}]}``).
 
@@ -80,6 +101,10 @@ def parse_delivery(raw_body: bytes) -> list[Change]:
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidDelivery(f"the body is not valid JSON ({type(exc).__name__} at position "
                               f"{getattr(exc, 'pos', '?')})") from None
+    except RecursionError:  # e.g. 100,000 nested lists: Python's parser gives up before reading them
+        raise InvalidDelivery(f"the body nests JSON deeper than {MAX_DEPTH} levels") from None
+    if _deeper_than(body, MAX_DEPTH):
+        raise InvalidDelivery(f"the body nests JSON deeper than {MAX_DEPTH} levels")
     if not isinstance(body, dict):
         raise InvalidDelivery("the body is not a JSON object with an entry list")
     obj = body.get("object")
