@@ -56,11 +56,23 @@ def insert_rows(wh: Warehouse, rows: list[dict[str, Any]]) -> None:
             conn.execute(f"INSERT INTO leads ({cols}) VALUES ({marks})", [r[c] for c in _COLUMNS])
 
 
-def add_user_sql(wh: Warehouse, user_id: str, email: str, role: str = "staff", active: bool = True) -> str:
+def add_user_sql(wh: Warehouse, user_id: str, email: str, role: str = "staff", active: bool = True,
+                 distributors: tuple[str, ...] = ("msh",)) -> str:
+    """A user inserted with SQL; a staff user works ``distributors`` (default: the one of ``lead_row``)."""
     with wh.transaction() as conn:
         conn.execute("INSERT INTO users (id, name, email, role, active) VALUES (?, ?, ?, ?, ?)",
                      [user_id, user_id.title(), email, role, active])
+        if role == "staff":
+            for key in distributors:
+                conn.execute("INSERT INTO user_distributors (user_id, distributor) VALUES (?, ?)", [user_id, key])
     return user_id
+
+
+def add_distributor_sql(wh: Warehouse, key: str = "msh", name: str | None = None) -> str:
+    """A bare distributor row (no token, no Pages): enough for users to be given it."""
+    with wh.transaction() as conn:
+        conn.execute("INSERT INTO distributors (key, name) VALUES (?, ?)", [key, name or key.upper()])
+    return key
 
 
 def lead_state(wh: Warehouse, lead_id: str) -> dict[str, Any] | None:

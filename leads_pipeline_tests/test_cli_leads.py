@@ -12,7 +12,7 @@ from leads_pipeline.commands.leads import lead, leads
 from leads_pipeline.commands.users import users
 from leads_pipeline.lib import crm
 from leads_pipeline.settings import get_settings
-from leads_pipeline_tests.crm_fixtures import insert_leads, lead_state, snapshot
+from leads_pipeline_tests.crm_fixtures import add_distributor_sql, insert_leads, lead_state, snapshot
 
 
 @click.group()
@@ -39,15 +39,26 @@ def run(warehouse, monkeypatch):
     return invoke
 
 
-def test_users_add_and_list(run):
-    out = run("users", "add", "Ayşe Kaya", "Ayse@MSH.example", "--role", "staff").output
-    assert "Added staff Ayşe Kaya <ayse@msh.example>" in out
+def test_users_add_and_list(run, warehouse):
+    add_distributor_sql(warehouse, "msh")
+    add_distributor_sql(warehouse, "uk")
+    out = run("users", "add", "Ayşe Kaya", "Ayse@MSH.example", "--role", "staff", "--distributor", "msh").output
+    assert "Added staff Ayşe Kaya <ayse@msh.example>" in out and "(distributors: msh)" in out
     run("users", "add", "Admin", "admin@msh.example", "--role", "superadmin")
     listed = json.loads(run("users", "list", "--json").stdout)
-    assert [(u["email"], u["role"], u["active"]) for u in listed] == [
-        ("ayse@msh.example", "staff", True), ("admin@msh.example", "superadmin", True)]
+    assert [(u["email"], u["role"], u["active"], u["distributors"]) for u in listed] == [
+        ("ayse@msh.example", "staff", True, ["msh"]), ("admin@msh.example", "superadmin", True, None)]
     table = run("users", "list").stdout
-    assert table.splitlines()[0].split() == ["ID", "NAME", "EMAIL", "ROLE", "ACTIVE", "CREATED"]
+    assert table.splitlines()[0].split() == ["ID", "NAME", "EMAIL", "ROLE", "DISTRIBUTORS", "ACTIVE", "CREATED"]
+    # A typo in a distributor key is refused, not silently a user who sees nothing.
+    typo = run("users", "add", "B", "b@msh.example", "--role", "staff", "--distributor", "mhs", ok=False)
+    assert typo.exit_code == 1 and "No distributor 'mhs'" in typo.stderr
+    # Changing a user's distributors later: add, remove, set.
+    assert "(distributors: msh, uk)" in run("users", "distributors", "ayse@msh.example", "--add", "uk").stdout
+    assert "(distributors: uk)" in run("users", "distributors", "ayse@msh.example", "--remove", "msh").stdout
+    assert "(distributors: msh)" in run("users", "distributors", "ayse@msh.example", "--set", "msh").stdout
+    denied = run("users", "distributors", "ayse@msh.example", "--add", "uk", "--as", "ayse@msh.example", ok=False)
+    assert denied.exit_code == 1 and "may not add or deactivate users" in denied.stderr
     dup = run("users", "add", "X", "ayse@msh.example", "--role", "staff", ok=False)
     assert dup.exit_code == 1 and "Error: A user with email ayse@msh.example already exists." in dup.stderr
     denied = run("users", "add", "X", "x@msh.example", "--role", "staff", "--as", "ayse@msh.example", ok=False)
@@ -58,7 +69,7 @@ def test_users_add_and_list(run):
 
 
 def test_list_show_and_work_a_lead(run, warehouse):
-    run("users", "add", "Ayşe", "ayse@msh.example", "--role", "staff")
+    run("users", "add", "Ayşe", "ayse@msh.example", "--role", "staff", "--distributor", add_distributor_sql(warehouse))
     ids = insert_leads(warehouse, 3, distributor="msh") + insert_leads(warehouse, 1, distributor="uk")
 
     table = run("lead", "list").stdout.splitlines()
@@ -137,22 +148,22 @@ def test_delete_and_bulk(run, warehouse):
     assert dry == {"action": "status", "count": 4, "ids": ids[1:], "dry_run": True}
     done = json.loads(run("lead", "bulk", "status", "contacted", "--ids", ",".join(ids[1:3]), "--json").stdout)
     assert done["count"] == 2 and not done["dry_run"]
-    assert crm.stats(warehouse)["contacted"] == 2
+    assert crm.stats(warehouse, actor="cli")["contacted"] == 2
 
-    run("users", "add", "Ayşe", "ayse@msh.example", "--role", "staff")
+    run("users", "add", "Ayşe", "ayse@msh.example", "--role", "staff", "--distributor", add_distributor_sql(warehouse))
     out = run("lead", "bulk", "assign", "ayse@msh.example", "--status", "new").stdout
     assert out.startswith("assign: changed 2 leads")
-    assert crm.stats(warehouse)["assigned"] == 2
+    assert crm.stats(warehouse, actor="cli")["assigned"] == 2
 
     refused = run("lead", "bulk", "delete", "--status", "assigned", "--reason", "spam", "--as", "ayse@msh.example",
                   ok=False)
     assert "may not delete leads" in refused.stderr
     aborted = run("lead", "bulk", "delete", "--status", "assigned", "--reason", "spam", ok=False, input="n\n")
     assert aborted.exit_code == 1 and "Erase 2 leads" in aborted.stderr
-    assert crm.stats(warehouse)["total"] == 4
+    assert crm.stats(warehouse, actor="cli")["total"] == 4
     confirmed = run("lead", "bulk", "delete", "--status", "assigned", "--reason", "spam", input="y\n")
     assert "delete: changed 2 leads" in confirmed.stdout
-    assert crm.stats(warehouse)["total"] == 2
+    assert crm.stats(warehouse, actor="cli")["total"] == 2
 
 
 def test_registered_in_the_main_cli():

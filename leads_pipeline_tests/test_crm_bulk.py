@@ -70,7 +70,7 @@ def test_bulk_by_filter_assigns_and_moves_only_new_leads(warehouse):
     assert [lead_state(warehouse, i)["status"] for i in new_msh + contacted_msh] == ["assigned"] * 3 + ["contacted"]
     assert {lead_state(warehouse, i)["assigned_to"] for i in new_msh + contacted_msh} == {"u1"}
     assert {lead_state(warehouse, i)["assigned_to"] for i in other} == {None}
-    timeline = crm.get_lead(warehouse, new_msh[0])["timeline"]
+    timeline = crm.get_lead(warehouse, new_msh[0], actor="cli")["timeline"]
     assert [i["kind"] for i in timeline] == ["assignment", "status_change"]
     assert crm.bulk(warehouse, "status", filter={"distributor": "nobody"}, actor="cli", status="new").count == 0
 
@@ -118,7 +118,7 @@ def _count_statements(monkeypatch) -> list[str]:
                                           ("delete", {"reason": "x"})])
 def test_bulk_is_set_based(warehouse, monkeypatch, action, args):
     """The statements a bulk request runs do not grow with the number of leads, and it is one transaction."""
-    add_user_sql(warehouse, "u1", "u1@example.com")
+    add_user_sql(warehouse, "u1", "u1@example.com", distributors=("a", "b"))
     small, large = insert_leads(warehouse, 2, distributor="a"), insert_leads(warehouse, 40, distributor="b")
     transactions = []
     original = connection.Warehouse.transaction

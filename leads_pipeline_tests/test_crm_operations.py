@@ -8,7 +8,7 @@ import pytest
 
 from leads_pipeline.lib import crm
 from leads_pipeline.lib.crm import operations
-from leads_pipeline_tests.crm_fixtures import add_user_sql, insert_leads, lead_state, snapshot
+from leads_pipeline_tests.crm_fixtures import add_distributor_sql, add_user_sql, insert_leads, lead_state, snapshot
 
 
 def _audit(wh):
@@ -23,7 +23,7 @@ def _audit(wh):
 def test_scripted_day_stats_and_audit_log(warehouse):
     """A day's work on two distributors; stats equal counts by hand, and every action is in the audit log."""
     admin = crm.add_user(warehouse, "Admin", "admin@msh.example", "superadmin")
-    ayse = crm.add_user(warehouse, "Ayşe", "ayse@msh.example", "staff")
+    ayse = crm.add_user(warehouse, "Ayşe", "ayse@msh.example", "staff", distributors=[add_distributor_sql(warehouse)])
     msh = insert_leads(warehouse, 8, distributor="msh")
     other = insert_leads(warehouse, 3, distributor="other")
 
@@ -68,13 +68,13 @@ def test_scripted_day_stats_and_audit_log(warehouse):
 
     # By hand: msh 0 assigned, 1 converted, 2 rejected, 3 new (reopened), 4 rejected, 5 contacted, 6 rejected,
     # 7 deleted; other 0 converted, 1 rejected, 2 new.
-    assert crm.stats(warehouse, distributor="msh") == {
+    assert crm.stats(warehouse, distributor="msh", actor="cli") == {
         "total": 7, "new": 1, "assigned": 1, "contacted": 1, "converted": 1, "rejected": 3}
-    assert crm.stats(warehouse, distributor="other") == {
+    assert crm.stats(warehouse, distributor="other", actor="cli") == {
         "total": 3, "new": 1, "assigned": 0, "contacted": 0, "converted": 1, "rejected": 1}
-    assert crm.stats(warehouse) == {
+    assert crm.stats(warehouse, actor="cli") == {
         "total": 10, "new": 2, "assigned": 1, "contacted": 1, "converted": 2, "rejected": 4}
-    assert crm.stats(warehouse, distributor="nobody") == {k: 0 for k in crm.stats(warehouse)}
+    assert crm.stats(warehouse, distributor="nobody", actor="cli") == {k: 0 for k in crm.stats(warehouse, actor="cli")}
 
     audit = _audit(warehouse)
     assert [(a["actor"], a["action"], a["entity_id"] if a["entity_type"] == "lead" else "") for a in audit] == \
@@ -89,7 +89,7 @@ def test_scripted_day_stats_and_audit_log(warehouse):
     assert not any("18:00" in json.dumps(a) or "wants a quote" in json.dumps(a) for a in audit)
 
     # every action is also in the timeline (except the deleted lead's, which are erased)
-    kinds = [i["kind"] for i in crm.get_lead(warehouse, msh[1])["timeline"]]
+    kinds = [i["kind"] for i in crm.get_lead(warehouse, msh[1], actor="cli")["timeline"]]
     assert kinds == ["assignment", "status_change", "call", "status_change", "status_change"]
 
 
@@ -97,7 +97,7 @@ def test_get_lead_returns_the_lead_with_assignee_and_parsed_json(warehouse):
     add_user_sql(warehouse, "u1", "u1@example.com")
     lead = insert_leads(warehouse, 1, full_name="Mehmet Yılmaz")[0]
     crm.assign(warehouse, lead, "u1", "cli")
-    item = crm.get_lead(warehouse, lead)
+    item = crm.get_lead(warehouse, lead, actor="cli")
     assert item["full_name"] == "Mehmet Yılmaz"
     assert item["assigned_to"] == "u1" and item["assigned_to_email"] == "u1@example.com"
     assert item["custom_fields"] == {"treatment": ["hair"]}
@@ -177,7 +177,7 @@ def test_unknown_ids_and_bad_input_change_nothing(warehouse):
         lambda: crm.add_note(warehouse, "999", "x", "cli"),
         lambda: crm.log_interaction(warehouse, "999", "call", "cli", "outbound", "answered"),
         lambda: crm.delete_lead(warehouse, "999", "cli", "request"),
-        lambda: crm.get_lead(warehouse, "999"),
+        lambda: crm.get_lead(warehouse, "999", actor="cli"),
     ):
         with pytest.raises(crm.LeadNotFound, match="Lead 999 not found") as exc:
             op()

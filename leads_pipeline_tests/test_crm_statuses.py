@@ -102,7 +102,7 @@ def test_reopen_is_logged_as_reopen(warehouse):
     lead = insert_leads(warehouse, 1)[0]
     crm.change_status(warehouse, lead, "rejected", "cli", note="no budget")
     crm.change_status(warehouse, lead, "contacted", "cli", note="called back, interested again")
-    timeline = crm.get_lead(warehouse, lead)["timeline"]
+    timeline = crm.get_lead(warehouse, lead, actor="cli")["timeline"]
     assert [(i["kind"], i["from_status"], i["to_status"], i["body"]) for i in timeline] == [
         ("status_change", "new", "rejected", "no budget"),
         ("reopen", "rejected", "contacted", "called back, interested again"),
@@ -126,10 +126,11 @@ def test_assign_moves_new_to_assigned_and_reassign_keeps_status(warehouse):
     state = lead_state(warehouse, lead)
     assert state["status"] == "contacted" and state["assigned_to"] == "u2"
     assert state["status_changed_at"] > changed_at
-    kinds = [(i["kind"], i["assigned_to"], i["to_status"]) for i in crm.get_lead(warehouse, lead)["timeline"]]
+    kinds = [(i["kind"], i["assigned_to"], i["to_status"]) for i in crm.get_lead(warehouse, lead,
+                                                                                 actor="cli")["timeline"]]
     assert kinds == [("assignment", "u1", None), ("status_change", None, "assigned"),
                      ("status_change", None, "contacted"), ("assignment", "u2", None)]
-    details = crm.get_lead(warehouse, lead)["timeline"][-1]["details"]
+    details = crm.get_lead(warehouse, lead, actor="cli")["timeline"][-1]["details"]
     assert details == {"previous": "u1"}
 
 
@@ -169,7 +170,7 @@ def test_outbound_contact_moves_to_contacted_and_sets_first_contacted_at_once(wa
     r = crm.log_interaction(warehouse, rejected_lead, "call", "u1", "outbound", "answered")
     assert r["status"] == "rejected" and lead_state(warehouse, rejected_lead)["status"] == "rejected"
 
-    timeline = crm.get_lead(warehouse, new_lead)["timeline"]
+    timeline = crm.get_lead(warehouse, new_lead, actor="cli")["timeline"]
     assert [(i["kind"], i["direction"], i["outcome"], i["to_status"]) for i in timeline] == [
         ("sms", "inbound", "received", None),
         ("call", "outbound", "no_answer", None),

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from leads_pipeline.lib import crm
-from leads_pipeline_tests.crm_fixtures import insert_leads, lead_state
+from leads_pipeline_tests.crm_fixtures import add_distributor_sql, insert_leads, lead_state
 
 
 def test_add_list_get_and_deactivate(warehouse):
@@ -16,13 +16,14 @@ def test_add_list_get_and_deactivate(warehouse):
     assert ayse["id"].startswith("usr_") and ayse["active"] is True
     admin = crm.add_user(warehouse, "Admin", "admin@msh.example", "SuperAdmin")
     assert admin["role"] == "superadmin"
-    assert [u["email"] for u in crm.list_users(warehouse)] == ["ayse.kaya@msh.example", "admin@msh.example"]
+    assert [u["email"] for u in crm.list_users(warehouse,
+                                               actor="cli")] == ["ayse.kaya@msh.example", "admin@msh.example"]
     assert crm.get_user(warehouse, "AYSE.KAYA@msh.example")["id"] == ayse["id"]
     assert crm.get_user(warehouse, ayse["id"])["email"] == ayse["email"]
 
     crm.deactivate_user(warehouse, ayse["email"], actor=admin["email"])
     assert crm.get_user(warehouse, ayse["id"])["active"] is False
-    assert [u["email"] for u in crm.list_users(warehouse, include_inactive=False)] == ["admin@msh.example"]
+    assert [u["email"] for u in crm.list_users(warehouse, include_inactive=False, actor="cli")] == ["admin@msh.example"]
     crm.reactivate_user(warehouse, ayse["id"])
     assert crm.get_user(warehouse, ayse["id"])["active"] is True
 
@@ -48,7 +49,7 @@ def test_user_validation(warehouse):
         crm.get_user(warehouse, "ghost")
     with pytest.raises(crm.UnknownUser):
         crm.deactivate_user(warehouse, "ghost")
-    assert len(crm.list_users(warehouse)) == 1
+    assert len(crm.list_users(warehouse, actor="cli")) == 1
 
 
 def test_staff_cannot_manage_users(warehouse):
@@ -57,11 +58,11 @@ def test_staff_cannot_manage_users(warehouse):
         crm.add_user(warehouse, "New", "new@msh.example", "superadmin", actor="staff@msh.example")
     with pytest.raises(crm.PermissionDenied):
         crm.deactivate_user(warehouse, "staff@msh.example", actor="staff@msh.example")
-    assert len(crm.list_users(warehouse)) == 1
+    assert len(crm.list_users(warehouse, actor="cli")) == 1
 
 
 def test_deactivated_user_can_neither_be_assigned_nor_act_but_keeps_history(warehouse):
-    ayse = crm.add_user(warehouse, "Ayşe", "ayse@msh.example", "staff")
+    ayse = crm.add_user(warehouse, "Ayşe", "ayse@msh.example", "staff", distributors=[add_distributor_sql(warehouse)])
     lead, other = insert_leads(warehouse, 2)
     crm.assign(warehouse, lead, ayse["email"], "cli")
     crm.deactivate_user(warehouse, ayse["id"])
@@ -70,4 +71,5 @@ def test_deactivated_user_can_neither_be_assigned_nor_act_but_keeps_history(ware
     with pytest.raises(crm.PermissionDenied, match="deactivated"):
         crm.add_note(warehouse, lead, "hi", ayse["email"])
     assert lead_state(warehouse, lead)["assigned_to"] == ayse["id"]
-    assert crm.list_leads(warehouse, assigned_to=ayse["email"]).total == 1  # still findable by the old assignee
+    assert crm.list_leads(warehouse, assigned_to=ayse["email"],
+                          actor="cli").total == 1  # still findable by the old assignee

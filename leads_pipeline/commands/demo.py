@@ -146,23 +146,28 @@ def demo() -> None:
 def _staff_activity(wh) -> None:
     """A first day of sales work on the demo leads (once), so the funnel and the notebook have something to show.
 
-    Two staff users; of a deterministic sample of leads, a share is assigned, then contacted, then converted or rejected, through
-    the same bulk operations staff use (each action in the audit log).
+    Two staff users, each working some of the distributors (tenancy: each sees only theirs); of a deterministic
+    sample of leads, a share is assigned to the staff user of its distributor, then contacted, then converted or
+    rejected, through the same bulk operations staff use (each action in the audit log).
     """
     from leads_pipeline.lib import crm
 
-    if crm.list_users(wh):
+    if crm.list_users(wh, actor="system"):
         return
-    staff = [crm.add_user(wh, "Ayşe Demir", "ayse@example.com", "staff", actor="system"),
-             crm.add_user(wh, "Can Yılmaz", "can@example.com", "staff", actor="system")]
+    keys = sorted(d.key for d in crm.visible_distributors(wh, actor="system"))
+    staff = [crm.add_user(wh, "Ayşe Demir", "ayse@example.com", "staff", distributors=keys[0::2], actor="system"),
+             crm.add_user(wh, "Can Yılmaz", "can@example.com", "staff", distributors=keys[1::2], actor="system")]
     admin = crm.add_user(wh, "Demo Admin", "admin@example.com", "superadmin", actor="system")["id"]
     with wh.transaction(read_only=True) as conn:
-        ids = [r["meta_lead_id"] for r in conn.query("SELECT meta_lead_id FROM leads ORDER BY meta_lead_id")]
-    random.Random(1).shuffle(ids)  # deterministic: the same demo every time
-    n = len(ids)
-    assigned = ids[: n * 2 // 5]
-    for i, user in enumerate(staff):
-        crm.bulk(wh, "assign", ids=assigned[i::2], user=user["id"], actor=admin)
+        rows = conn.query("SELECT meta_lead_id, distributor FROM leads ORDER BY meta_lead_id")
+    random.Random(1).shuffle(rows)  # deterministic: the same demo every time
+    n = len(rows)
+    assigned = rows[: n * 2 // 5]
+    for user in staff:
+        mine = [r["meta_lead_id"] for r in assigned if r["distributor"] in user["distributors"]]
+        if mine:
+            crm.bulk(wh, "assign", ids=mine, user=user["id"], actor=admin)
+    assigned = [r["meta_lead_id"] for r in assigned]
     contacted = assigned[: n // 4]
     crm.bulk(wh, "status", ids=contacted, status="contacted", actor=admin)
     crm.bulk(wh, "status", ids=contacted[: n // 16], status="converted", actor=admin)

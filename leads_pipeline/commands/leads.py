@@ -146,7 +146,8 @@ def list_cmd(sort: str, page: int, per_page: int, as_json: bool, **filters: Any)
     """List leads, newest first, with filters and pages."""
     wh = warehouse()
     authorize_read(wh, "lead.list")
-    result = crm.list_leads(wh, **_filters(**filters), sort=sort, page=page, per_page=per_page)
+    result = crm.list_leads(wh, actor=current_actor(), **_filters(**filters), sort=sort, page=page,
+                            per_page=per_page)
     if as_json:
         echo_json(plain(result.to_dict()))
         return
@@ -181,7 +182,7 @@ def show_cmd(lead_id: str, as_json: bool) -> None:
     """Show one lead with its timeline."""
     wh = warehouse()
     authorize_read(wh, "lead.show")
-    item = crm.get_lead(wh, lead_id)
+    item = crm.get_lead(wh, lead_id, actor=current_actor())
     if as_json:
         echo_json(plain(item))
         return
@@ -293,12 +294,16 @@ def log_cmd(lead_id: str, kind: str, direction: str, outcome: str | None, body: 
 @as_option
 @friendly
 def delete_cmd(lead_id: str, reason: str, yes: bool, as_json: bool) -> None:
-    """Erase a lead's personal data everywhere and keep a tombstone so it never comes back (superadmin)."""
+    """Erase a lead's personal data from every table and keep a tombstone so it never comes back (superadmin).
+
+    LEAD_ID is a Meta lead id, or the handle `leads-pipeline privacy find` shows for a record without a usable id.
+    The erased bytes stay in the database files until `leads-pipeline privacy compact` rewrites them."""
     if not yes:
         click.confirm(f"Erase lead {lead_id} and all its personal data? This cannot be undone", abort=True,
                       err=True)
     r = crm.delete_lead(warehouse(), lead_id, current_actor(), reason)
-    _done(as_json, r, f"Lead {lead_id} deleted; tombstone kept (deleted by {r['deleted_by']}).")
+    _done(as_json, r, f"Lead {lead_id} deleted; tombstone kept (deleted by {r['deleted_by']}). The database files "
+          "keep the erased bytes until `leads-pipeline privacy compact` rewrites them.")
 
 
 # --------------------------------------------------------------------------------------------- lead bulk
@@ -402,7 +407,7 @@ def recent_cmd(limit: int, distributor: str | None, as_json: bool) -> None:
     """The newest leads."""
     wh = warehouse()
     authorize_read(wh, "lead.list")
-    items = crm.recent_leads(wh, limit=limit, distributor=distributor)
+    items = crm.recent_leads(wh, limit=limit, distributor=distributor, actor=current_actor())
     if as_json:
         echo_json(plain(items))
     elif not items:

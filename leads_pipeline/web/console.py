@@ -15,7 +15,6 @@ import json
 import logging
 import re
 import time
-from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -31,9 +30,11 @@ from starlette.templating import Jinja2Templates
 
 from leads_pipeline.lib import crm
 from leads_pipeline.lib.distributors import registry
+from leads_pipeline.lib.crm import credentials
 from leads_pipeline.lib.crm.operations import MAX_TEXT
 
-from . import api, auth, openapi
+from . import api, auth
+from .api.models import TOKEN_PATTERN
 
 log = logging.getLogger(__name__)
 
@@ -210,37 +211,6 @@ async def attempt(request: Request, fn: Callable[[], Any], success: str | Callab
 # ------------------------------------------------------------------------------------------------- login
 
 
-class LoginThrottle:
-    """At most ``limit`` failed logins per email and per client address in ``window`` seconds."""
-
-    def __init__(self, limit: int = 10, window: float = 900.0) -> None:
-        self.limit, self.window = limit, window
-        self._fails: dict[str, deque[float]] = defaultdict(deque)
-
-    def _recent(self, key: str) -> deque[float]:
-        q = self._fails[key]
-        cutoff = time.monotonic() - self.window
-        while q and q[0] < cutoff:
-            q.popleft()
-        return q
-
-    def blocked(self, *keys: str) -> bool:
-        return any(len(self._recent(k)) >= self.limit for k in keys if k)
-
-    def failed(self, *keys: str) -> None:
-        now = time.monotonic()
-        if len(self._fails) > 10_000:  # forget keys with no recent failure, so spraying emails cannot grow this
-            for k in [k for k in self._fails if not self._recent(k)]:
-                del self._fails[k]
-        for k in keys:
-            if k:
-                self._recent(k).append(now)
-
-    def succeeded(self, *keys: str) -> None:
-        for k in keys:
-            self._fails.pop(k, None)
-
-
 async def login_form(request: Request) -> Response:
     nxt = _safe_next(request.query_params.get("next"))
     if await api.authenticate(request) is not None:
@@ -249,6 +219,9 @@ async def login_form(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
+    """Check the form's email and password under the login limits (``lib/crm/credentials``); every answer waits
+    ``auth.LOGIN_MIN_SECONDS`` at least, whatever it is."""
+    started = time.monotonic()
     try:
         form = await _read_form(request)
     except HTTPException as exc:
@@ -258,36 +231,34 @@ async def login(request: Request) -> Response:
     email = str(form.get("email") or "").strip().lower()[:320]
     password = str(form.get("password") or "")[: auth.MAX_PASSWORD_LENGTH]
     nxt = _safe_next(str(form.get("next") or ""))
-    throttle: LoginThrottle = request.app.state.login_throttle
-    client = f"ip:{request.client.host}" if request.client else ""
-    keys = (f"email:{email}", client)
-    if throttle.blocked(*keys):
+    result = await run_in_threadpool(credentials.log_in, request.app.state.warehouse, email, password,
+                                     client=auth.request_client(request))
+    await auth.pace(started)
+    if result.throttled:
         return render(request, "login.html", {"next": nxt, "email": email,
                                               "error": "Too many failed attempts: wait 15 minutes and try again."},
                       429)
-    found = await run_in_threadpool(auth.authenticate_password, request.app.state.warehouse, email, password)
-    if found is None:
-        throttle.failed(*keys)
+    if result.principal is None or result.token is None:
         return render(request, "login.html", {"next": nxt, "email": email,
                                               "error": "Wrong email or password (or no console password set: "
                                                        "`leads-pipeline users set-password EMAIL`)."}, 401)
-    throttle.succeeded(*keys)
-    principal, fingerprint = found
-    request.session.clear()  # a fresh session (and CSRF token) at every login
-    request.session.update({"uid": principal.id, "pwv": fingerprint})
-    auth.csrf_token(request.session)
+    principal = result.principal
+    if auth.session_token(request.session):  # logging in again from this browser ends the session it had
+        await run_in_threadpool(auth.end_session, request.app.state.warehouse, request.session)
+    auth.begin_session(request.session, result.token)
     flash(request, "success", f"Logged in as {principal.email} ({principal.role}).")
     return redirect(nxt)
 
 
 async def logout(request: Request) -> Response:
+    """End the session in the warehouse, not only in this browser: a copy of the cookie stops working too."""
     try:
         form = await _read_form(request)
     except HTTPException as exc:
         return error_page(request, exc.status_code, exc)
     if not auth.csrf_ok(request.session, _csrf_value(form)):
         return csrf_failure(request)
-    request.session.clear()
+    await run_in_threadpool(auth.end_session, request.app.state.warehouse, request.session)
     flash(request, "info", "Logged out.")
     return redirect("/login")
 
@@ -323,17 +294,20 @@ async def leads_page(request: Request, caller: auth.Caller, form: FormData) -> R
     wh = _wh(request)
     error = None
 
+    me = caller.principal
+
     def load() -> tuple[Any, Any, Any, Any]:
-        dists = registry.list_all(wh)
-        users = crm.list_users(wh, include_inactive=False)
-        counts = crm.stats(wh, filters.get("distributor"))
-        return dists, users, counts, crm.list_leads(wh, page=page_no, per_page=PER_PAGE, **filters)
+        dists = crm.visible_distributors(wh, actor=me)
+        users = crm.list_users(wh, actor=me, include_inactive=False)
+        counts = crm.stats(wh, filters.get("distributor"), actor=me)
+        return dists, users, counts, crm.list_leads(wh, actor=me, page=page_no, per_page=PER_PAGE, **filters)
 
     try:
         dists, users, counts, result = await run_in_threadpool(load)
     except (crm.CrmError, registry.DistributorError) as exc:
         error = str(exc)
-        dists, users = await run_in_threadpool(lambda: (registry.list_all(wh), crm.list_users(wh)))
+        dists, users = await run_in_threadpool(lambda: (crm.visible_distributors(wh, actor=me),
+                                                        crm.list_users(wh, actor=me)))
         counts, result = None, crm.Page(items=[], total=0, page=1, per_page=PER_PAGE)
 
     def url_for_page(n: int) -> str:
@@ -352,10 +326,12 @@ async def lead_page(request: Request, caller: auth.Caller, form: FormData) -> Re
     lead_id = api.path_id(request)
     wh = _wh(request)
     try:
-        lead = await run_in_threadpool(crm.get_lead, wh, lead_id)
+        lead = await run_in_threadpool(lambda: crm.get_lead(wh, lead_id, actor=caller.principal))
     except crm.LeadNotFound as exc:
         return error_page(request, 404, exc)
-    users = await run_in_threadpool(lambda: crm.list_users(wh, include_inactive=False))
+    users = await run_in_threadpool(lambda: crm.list_users(wh, actor=caller.principal, include_inactive=False))
+    # Offer as assignees only the users who can see this lead (the library refuses the others anyway).
+    users = [u for u in users if u["distributors"] is None or lead["distributor"] in u["distributors"]]
     return render(request, "lead.html", {
         "lead": lead, "users": users, "allowed": crm.allowed_transitions(lead["status"]),
         "contact_kinds": crm.CONTACT_KINDS, "directions": crm.DIRECTIONS, "outcomes": crm.OUTCOMES,
@@ -444,10 +420,13 @@ async def lead_delete(request: Request, caller: auth.Caller, form: FormData) -> 
 async def stats_page(request: Request, caller: auth.Caller, form: FormData) -> Response:
     wh = _wh(request)
 
+    me = caller.principal
+
     def load() -> list[dict[str, Any]]:
-        rows = [{"key": None, "name": "All distributors", **crm.stats(wh)}]
-        for d in registry.list_all(wh):
-            rows.append({"key": d.key, "name": d.name, **crm.stats(wh, d.key)})
+        everything = "All distributors" if me.scope is None else "All your distributors"
+        rows = [{"key": None, "name": everything, **crm.stats(wh, actor=me)}]
+        for d in crm.visible_distributors(wh, actor=me):
+            rows.append({"key": d.key, "name": d.name, **crm.stats(wh, d.key, actor=me)})
         return rows
 
     return render(request, "stats.html", {"rows": await run_in_threadpool(load), "statuses": crm.STATUSES})
@@ -464,7 +443,7 @@ async def distributors_page(request: Request, caller: auth.Caller, form: FormDat
 
 def _token(form: FormData) -> str:
     token = _text(form, "access_token", max_length=4096).strip()
-    if token and not re.fullmatch(openapi.TOKEN_PATTERN, token):
+    if token and not re.fullmatch(TOKEN_PATTERN, token):
         raise crm.InvalidInput("The access token has spaces or characters a token never has: paste the token alone.")
     return token
 
@@ -567,6 +546,54 @@ async def distributor_sync(request: Request, caller: auth.Caller, form: FormData
 # ------------------------------------------------------------------------------------------------- routes
 
 
+# ------------------------------------------------------------------------------------------------- users (superadmin)
+
+
+@page("user.manage")
+async def users_page(request: Request, caller: auth.Caller, form: FormData) -> Response:
+    """Every user with the distributors they work; a superadmin adds users and changes their distributors here."""
+    wh = _wh(request)
+    users, dists = await run_in_threadpool(lambda: (crm.list_users(wh, actor=caller.principal),
+                                                    crm.visible_distributors(wh, actor=caller.principal)))
+    return render(request, "users.html", {"users": users, "distributors": dists, "roles": crm.ROLES})
+
+
+def _checked_distributors(form: FormData) -> list[str]:
+    keys = [k for k in form.getlist("distributor") if isinstance(k, str)]
+    if any("\x00" in k or len(k) > 200 for k in keys) or len(keys) > 1000:
+        raise crm.InvalidInput("Bad distributor key in the form.")
+    return keys
+
+
+@page("user.manage")
+async def user_create(request: Request, caller: auth.Caller, form: FormData) -> Response:
+    try:
+        name, email = _text(form, "name", max_length=200), _text(form, "email", max_length=320)
+        role = _text(form, "role", max_length=20)
+        keys = _checked_distributors(form)
+    except crm.InvalidInput as exc:
+        flash(request, "error", str(exc))
+        return redirect("/console/users")
+    await attempt(request, lambda: crm.add_user(_wh(request), name, email, role, distributors=keys,
+                                                actor=caller.principal),
+                  lambda u: f"Added {u['role']} {u['email']}"
+                            + (" (no distributors: they see no leads yet)." if u["distributors"] == [] else "."))
+    return redirect("/console/users")
+
+
+@page("user.manage")
+async def user_distributors(request: Request, caller: auth.Caller, form: FormData) -> Response:
+    user_id = api.path_id(request)
+    try:
+        keys = _checked_distributors(form)
+    except crm.InvalidInput as exc:
+        flash(request, "error", str(exc))
+        return redirect("/console/users")
+    await attempt(request, lambda: crm.set_user_distributors(_wh(request), user_id, keys, actor=caller.principal),
+                  lambda u: f"{u['email']} now works: {', '.join(u['distributors']) or 'no distributor'}.")
+    return redirect("/console/users")
+
+
 def routes() -> list[Route]:
     return [
         Route("/", home, methods=["GET"]),
@@ -588,4 +615,6 @@ def routes() -> list[Route]:
               methods=["GET", "POST"]),
         Route("/console/distributors/{key}/test", distributor_test, methods=["POST"]),
         Route("/console/distributors/{key}/sync", distributor_sync, methods=["POST"]),
+        Route("/console/users", api.by_method(GET=users_page, POST=user_create), methods=["GET", "POST"]),
+        Route("/console/users/{id}/distributors", user_distributors, methods=["POST"]),
     ]

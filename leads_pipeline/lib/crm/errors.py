@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from leads_pipeline.lib.distributors.errors import DistributorNotFound
+
 
 def _id_list(ids: Sequence[str], limit: int = 20) -> str:
     shown = ", ".join(str(i) for i in ids[:limit])
@@ -89,3 +91,11 @@ class UserExists(CrmError, ValueError):
 
 class PermissionDenied(CrmError, PermissionError):
     """The acting user's role does not allow the operation (see ``PERMISSIONS``)."""
+
+
+class DistributorNotVisible(CrmError, DistributorNotFound):
+    """A distributor outside the caller's scope: answered exactly like one that does not exist."""
+
+    def __init__(self, key: str):
+        self.key = key
+        super().__init__(f"No distributor with key {key!r}: see `leads-pipeline distributors list` for the keys.")

@@ -11,7 +11,6 @@ A single-lead operation takes the same set-based path as a bulk request over one
 from __future__ import annotations
 
 import datetime as dt
-import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,8 +20,8 @@ from leads_pipeline.lib.crm import privacy
 from leads_pipeline.lib.warehouse import Conn, Warehouse
 
 from ._db import audit, audit_many, dumps, parse_when, utcnow
-from .errors import BulkInvalidTransition, InvalidInput, InvalidTransition, LeadNotFound
-from .queries import check_filter, lead_filter, tombstoned
+from .errors import BulkInvalidTransition, InvalidInput, InvalidTransition, LeadNotFound, UnknownUser
+from .queries import check_filter, deleted_visible, lead_filter, tombstoned
 from .rules import (
     CONTACT_KINDS,
     CONTACT_MOVES_FROM,
@@ -34,13 +33,17 @@ from .rules import (
     check_status,
     transition_problem,
 )
-from .users import Principal, require_user, resolve_actor
+from .scope import require_visible_lead
+from .users import Principal, resolve_actor, visible_user
 
 MAX_TEXT = 10_000
 # Logged interactions may be back-dated, not dated in the future (beyond clock skew).
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 # Where a lead that is not (or no longer) in ``leads`` may still have personal data, for a delete request.
-_ORPHAN_SOURCES = (("raw_leads", "meta_lead_id"), ("rejected_leads", "meta_lead_id"), ("webhook_inbox", "leadgen_id"))
+# (table, columns a handle may match, its payload): a lead id, a bad id as sent, or a record's `sha256:` key.
+_ORPHAN_SOURCES = (("rejected_leads", ("meta_lead_id", "reject_key"), "CAST(payload AS TEXT)"),
+                   ("raw_leads", ("meta_lead_id", "raw_key"), "CAST(payload AS TEXT)"),
+                   ("webhook_inbox", ("leadgen_id",), "NULL"))
 _STATE = "meta_lead_id, distributor, status, assigned_to, first_contacted_at, status_changed_at"
 _PERSONAL = "full_name, first_name, last_name, email, phone"
 
@@ -66,11 +69,12 @@ def _lock(conn: Conn) -> str:
     return " FOR UPDATE" if conn.backend == "postgres" else ""
 
 
-def _load_one(conn: Conn, lead_id: str, columns: str = _STATE) -> dict[str, Any]:
+def _load_one(conn: Conn, lead_id: str, principal: Principal, columns: str = _STATE) -> dict[str, Any]:
+    """The lead, when the caller may see it (outside the scope it is ``LeadNotFound``, as if it did not exist)."""
     row = conn.query_one(f"SELECT {columns} FROM leads WHERE meta_lead_id = ?{_lock(conn)}", [lead_id])
     if row is None:
-        raise LeadNotFound(lead_id, deleted=tombstoned(conn, [lead_id]))
-    return row
+        raise LeadNotFound(lead_id, deleted=deleted_visible(conn, principal, [lead_id]))
+    return dict(require_visible_lead(principal, row, lead_id))
 
 
 def _clean_ids(ids: str | Iterable[Any]) -> list[str]:
@@ -81,21 +85,23 @@ def _clean_ids(ids: str | Iterable[Any]) -> list[str]:
     return out
 
 
-def _load_many(conn: Conn, ids: list[str], columns: str = _STATE) -> list[dict[str, Any]]:
-    """The leads with these ids, in the order given; ``LeadNotFound`` naming every unknown id."""
+def _load_many(conn: Conn, ids: list[str], principal: Principal, columns: str = _STATE) -> list[dict[str, Any]]:
+    """The leads with these ids, in the order given; ``LeadNotFound`` naming every unknown id (a lead outside the
+    caller's scope counts as unknown, so one such id refuses the whole request)."""
     conn.stage("crm_ids", {"meta_lead_id": "TEXT"}, [(i,) for i in ids])
     rows = conn.query(
         f"SELECT {columns} FROM leads WHERE meta_lead_id IN (SELECT meta_lead_id FROM crm_ids){_lock(conn)}"
     )
-    found = {r["meta_lead_id"]: r for r in rows}
+    found = {r["meta_lead_id"]: r for r in rows if principal.sees(r["distributor"])}
     missing = [i for i in ids if i not in found]
     if missing:
-        raise LeadNotFound(*missing, deleted=tombstoned(conn, missing), of=len(ids))
+        raise LeadNotFound(*missing, deleted=deleted_visible(conn, principal, missing), of=len(ids))
     return [found[i] for i in ids]
 
 
-def _load_filtered(conn: Conn, filt: Mapping[str, Any], columns: str = _STATE) -> list[dict[str, Any]]:
-    w = lead_filter(conn, **filt)
+def _load_filtered(conn: Conn, filt: Mapping[str, Any], principal: Principal, columns: str = _STATE
+                   ) -> list[dict[str, Any]]:
+    w = lead_filter(conn, principal, **filt)
     cols = ", ".join(f"l.{c.strip()}" for c in columns.split(","))
     return conn.query(f"SELECT {cols} FROM leads l{w.sql} ORDER BY l.created_time, l.meta_lead_id{_lock(conn)}",
                       w.params)
@@ -159,17 +165,9 @@ def _assign(conn: Conn, rows: Sequence[Mapping[str, Any]], user: Mapping[str, An
 
 
 def _scrub(reason: str, lead: Mapping[str, Any]) -> str:
-    """The reason with the lead's own email, phone and name masked, should someone type them into it."""
-    for col in ("email", "phone"):
-        v = (lead.get(col) or "").strip()
-        for variant in sorted({v, v.lstrip("+")}, key=len, reverse=True):  # longest first: "+90…" before "90…"
-            if len(variant) >= 5:
-                reason = re.sub(re.escape(variant), "[redacted]", reason, flags=re.IGNORECASE)
-    for col in ("full_name", "first_name", "last_name"):
-        v = (lead.get(col) or "").strip()
-        if len(v) >= 2:
-            reason = re.sub(rf"(?<!\w){re.escape(v)}(?!\w)", "[redacted]", reason, flags=re.IGNORECASE)
-    return reason
+    """The reason with contact data masked, should someone type it in: any e-mail or phone number in any form, and
+    the lead's names (``privacy.mask_personal``); the reason outlives the lead, in the tombstone and the audit log."""
+    return privacy.mask_personal(reason, lead)
 
 
 def _delete(conn: Conn, rows: Sequence[Mapping[str, Any]], *, actor: str, at: dt.datetime, reason: str,
@@ -212,6 +210,19 @@ def _begin(conn: Conn, actor: Any, action: str) -> Principal:
     return principal
 
 
+def _assignee(conn: Conn, principal: Principal, ref: str, leads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The active user ``ref`` names, who must be able to see every one of ``leads`` (a lead is only ever assigned to
+    someone who can work it). To a staff caller, a user they cannot see does not exist."""
+    user = visible_user(conn, principal, ref, active=True)
+    target = resolve_actor(conn, user["id"])
+    blind = sorted({str(r["distributor"]) for r in leads if not target.sees(r["distributor"])})
+    if blind:
+        raise UnknownUser(f"{user['email']} cannot see the leads of {', '.join(map(repr, blind))}: assign them to a "
+                          "user of that distributor, or ask a superadmin to add it to theirs "
+                          f"(`leads-pipeline users distributors {user['email']} --add KEY`).")
+    return user
+
+
 def _transition_error(lead: Mapping[str, Any], to_status: str, problem: str) -> InvalidTransition:
     allowed = allowed_transitions(lead["status"])
     reason = problem if to_status in allowed else None
@@ -227,7 +238,7 @@ def change_status(wh: Warehouse, lead_id: str, status: str, actor: Any, note: st
     now = utcnow()
     with wh.transaction() as conn:
         principal = _begin(conn, actor, "lead.status")
-        lead = _load_one(conn, lead_id)
+        lead = _load_one(conn, lead_id, principal)
         problem = transition_problem(lead["status"], to_status, lead["assigned_to"])
         if problem:
             raise _transition_error(lead, to_status, problem)
@@ -246,8 +257,8 @@ def assign(wh: Warehouse, lead_id: str, user: str, actor: Any) -> dict[str, Any]
     now = utcnow()
     with wh.transaction() as conn:
         principal = _begin(conn, actor, "lead.assign")
-        target = require_user(conn, user, active=True)
-        lead = _load_one(conn, lead_id)
+        lead = _load_one(conn, lead_id, principal)
+        target = _assignee(conn, principal, user, [lead])
         audit_rows = _assign(conn, [lead], target, actor=principal.id, at=now)
         audit_many(conn, actor=principal.id, at=now, rows=audit_rows)
     return {"meta_lead_id": lead_id, "assigned_to": target["id"], "assigned_to_email": target["email"],
@@ -271,7 +282,7 @@ def add_note(wh: Warehouse, lead_id: str, text: str, actor: Any) -> dict[str, An
     now = utcnow()
     with wh.transaction() as conn:
         principal = _begin(conn, actor, "lead.note")
-        lead = _load_one(conn, lead_id)
+        lead = _load_one(conn, lead_id, principal)
         interaction_id = _insert_interaction(conn, lead, kind="note", actor=principal.id, at=now, occurred_at=now,
                                              body=body)
         conn.execute("UPDATE leads SET updated_at = ? WHERE meta_lead_id = ?", [now, lead_id])
@@ -302,7 +313,7 @@ def log_interaction(wh: Warehouse, lead_id: str, kind: str, actor: Any, directio
     lead_id = str(lead_id).strip()
     with wh.transaction() as conn:
         principal = _begin(conn, actor, "lead.log")
-        lead = _load_one(conn, lead_id)
+        lead = _load_one(conn, lead_id, principal)
         interaction_id = _insert_interaction(conn, lead, kind=kind, actor=principal.id, at=now, occurred_at=when,
                                              direction=direction, outcome=outcome, body=body)
         status, first = lead["status"], lead["first_contacted_at"]
@@ -327,14 +338,18 @@ def log_interaction(wh: Warehouse, lead_id: str, kind: str, actor: Any, directio
 
 
 def _orphan(conn: Conn, lead_id: str) -> dict[str, Any] | None:
-    """A lead id absent from ``leads`` but with rows elsewhere (a rejected or not yet parsed lead)."""
+    """A record absent from ``leads`` but with rows elsewhere: a quarantined one (by the id Meta sent, a bad one
+    too, or — without a usable id — by the ``sha256:`` handle ``privacy.find_records`` shows), a lead not parsed
+    yet, an inbox change. Its names and contacts come from its payload, to mask them in the reason."""
     present = {t for t, _ in privacy.present_tables(conn)}
-    for table, column in _ORPHAN_SOURCES:
+    for table, columns, payload in _ORPHAN_SOURCES:
         if table in present:
-            d = conn.query_one(f"SELECT distributor FROM {table} WHERE {column} = ? LIMIT 1", [lead_id])
-            if d is not None:
-                return {"meta_lead_id": lead_id, "distributor": d["distributor"], "status": None,
-                        "assigned_to": None}
+            where = " OR ".join(f"{c} = ?" for c in columns)
+            row = conn.query_one(f"SELECT distributor, {payload} AS payload FROM {table} WHERE {where} LIMIT 1",
+                                 [lead_id] * len(columns))
+            if row is not None:
+                return {**privacy.person_of_payload(row["payload"]), "meta_lead_id": lead_id,
+                        "distributor": row["distributor"], "status": None, "assigned_to": None}
     return None
 
 
@@ -342,7 +357,9 @@ def delete_lead(wh: Warehouse, lead_id: str, actor: Any, reason: str) -> dict[st
     """A privacy request: erase the lead's personal data everywhere (``privacy.PERSONAL_DATA_TABLES``) and leave a
     ``lead_tombstones`` row (id, distributor, when, who, why) so that no sync, webhook or import brings it back.
 
-    Also accepts the id of a lead only present as raw, rejected or inbox rows.
+    Also accepts the id of a lead only present as raw, rejected or inbox rows — a bad id as Meta sent it too — and
+    the ``sha256:`` handle of a record without a usable id (``privacy.find_records`` finds it by a name, an e-mail
+    or a phone); that handle is tombstoned, so the same record is never landed again.
     """
     why = _text(reason, "The reason for deleting", required=True) or ""
     lead_id = str(lead_id).strip()
@@ -352,10 +369,11 @@ def delete_lead(wh: Warehouse, lead_id: str, actor: Any, reason: str) -> dict[st
         lead = conn.query_one(f"SELECT {_STATE}, {_PERSONAL} FROM leads WHERE meta_lead_id = ?{_lock(conn)}",
                               [lead_id])
         if lead is None:
-            gone = tombstoned(conn, [lead_id])
-            lead = None if gone else _orphan(conn, lead_id)
+            gone = deleted_visible(conn, principal, [lead_id])
+            lead = None if tombstoned(conn, [lead_id]) else _orphan(conn, lead_id)
             if lead is None:
                 raise LeadNotFound(lead_id, deleted=gone)
+        lead = require_visible_lead(principal, lead, lead_id)
         erased = _delete(conn, [lead], actor=principal.id, at=now, reason=why)
     return {"meta_lead_id": lead_id, "distributor": lead["distributor"], "deleted_at": now,
             "deleted_by": principal.id, "erased": erased}
@@ -402,8 +420,9 @@ def bulk(wh: Warehouse, action: str, *, ids: str | Iterable[Any] | None = None,
     columns = f"{_STATE}, {_PERSONAL}" if action == "delete" else _STATE
     with wh.transaction() as conn:
         principal = _begin(conn, actor, _BULK_PERMISSION[action])
-        target = require_user(conn, args["user"], active=True) if action == "assign" else None
-        rows = _load_many(conn, _clean_ids(ids), columns) if ids is not None else _load_filtered(conn, filt, columns)
+        rows = (_load_many(conn, _clean_ids(ids), principal, columns) if ids is not None
+                else _load_filtered(conn, filt, principal, columns))
+        target = _assignee(conn, principal, args["user"], rows) if action == "assign" else None
         target_ids = [r["meta_lead_id"] for r in rows]
         if to_status is not None:
             groups: dict[tuple[str, str], list[str]] = {}

@@ -1,4 +1,7 @@
-"""Reading leads: list with filters/search/pagination, one lead with its timeline, recent leads, live stats."""
+"""Reading leads: list with filters/search/pagination, one lead with its timeline, recent leads, live stats.
+
+Every read takes the caller (``actor``) and sees only the caller's distributors (``scope.py``).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ from leads_pipeline.lib.warehouse import Conn, Warehouse
 from ._db import loads, parse_when
 from .errors import InvalidInput, LeadNotFound
 from .rules import STATUSES, check_status
-from .users import require_user
+from .scope import require_visible_distributor, require_visible_lead, scope_clause
+from .users import Principal, resolve_actor, visible_user
 
 # Columns of a lead item (``leads`` plus the assignee's email and name).
 LEAD_COLUMNS: tuple[str, ...] = (
@@ -75,16 +79,21 @@ class _Where:
         return (" WHERE " + " AND ".join(self.clauses)) if self.clauses else ""
 
 
-def _as_list(value: str | Iterable[str]) -> list[str]:
-    if isinstance(value, str):
-        return [v for v in (p.strip() for p in value.split(",")) if v]
-    return [str(v) for v in value]
+def _as_list(value: str | Iterable[str], name: str) -> list[str]:
+    """A filter's values: one value, "a,b" or a list; a filter given with no value in it (``?status=,``) is refused
+    rather than matching nothing or everything."""
+    items = [p.strip() for p in value.split(",")] if isinstance(value, str) else [str(v).strip() for v in value]
+    items = [v for v in items if v]
+    if not items:
+        raise InvalidInput(f"The {name} filter names nothing: give one value or several separated by commas.")
+    return items
 
 
-def lead_filter(conn: Conn, *, distributor: str | Iterable[str] | None = None,
+def lead_filter(conn: Conn, principal: Principal, *, distributor: str | Iterable[str] | None = None,
                 status: str | Iterable[str] | None = None, search: str | None = None,
                 assigned_to: str | None = None, created_from: Any = None, created_to: Any = None) -> _Where:
-    """The WHERE clause of ``list_leads`` (and of bulk requests by filter), over ``leads l``.
+    """The WHERE clause of ``list_leads`` (and of bulk requests by filter), over ``leads l``, always within the
+    scope of ``principal`` (a filter only narrows it).
 
     - ``distributor`` / ``status``: one value, a comma-separated string, or a list.
     - ``search``: case-insensitive substring of full name, first/last name, email or phone; a query that looks
@@ -94,11 +103,14 @@ def lead_filter(conn: Conn, *, distributor: str | Iterable[str] | None = None,
     - ``created_from`` (inclusive) / ``created_to`` (exclusive; a bare date includes that whole day).
     """
     w = _Where()
+    clause, params = scope_clause(principal, "l.distributor")
+    if clause:
+        w.add(clause, *params)
     if distributor:
-        keys = _as_list(distributor)
+        keys = _as_list(distributor, "distributor")
         w.add(f"l.distributor IN ({', '.join('?' * len(keys))})", *keys)
     if status:
-        statuses = [check_status(s) for s in _as_list(status)]
+        statuses = [check_status(s) for s in _as_list(status, "status")]
         w.add(f"l.status IN ({', '.join('?' * len(statuses))})", *statuses)
     if search is not None and search.strip():
         q = search.strip().lower()
@@ -114,7 +126,7 @@ def lead_filter(conn: Conn, *, distributor: str | Iterable[str] | None = None,
         if str(assigned_to).strip().lower() in UNASSIGNED:
             w.add("l.assigned_to IS NULL")
         else:
-            w.add("l.assigned_to = ?", require_user(conn, str(assigned_to))["id"])
+            w.add("l.assigned_to = ?", visible_user(conn, principal, str(assigned_to))["id"])
     start = parse_when(created_from, "created_from")
     end = parse_when(created_to, "created_to", end_of_day=True)
     if start is not None:
@@ -150,11 +162,11 @@ def lead_item(row: Mapping[str, Any]) -> dict[str, Any]:
     return item
 
 
-def list_leads(wh: Warehouse, *, distributor: str | Iterable[str] | None = None,
+def list_leads(wh: Warehouse, *, actor: Any, distributor: str | Iterable[str] | None = None,
                status: str | Iterable[str] | None = None, search: str | None = None,
                assigned_to: str | None = None, created_from: Any = None, created_to: Any = None, page: int = 1,
                per_page: int = 50, sort: str = "-created_time") -> Page:
-    """One page of leads matching every given filter (see ``lead_filter``), sorted by ``sort``."""
+    """One page of the caller's leads matching every given filter (see ``lead_filter``), sorted by ``sort``."""
     if int(page) < 1:
         raise InvalidInput("page starts at 1.")
     if not 1 <= int(per_page) <= MAX_PER_PAGE:
@@ -162,7 +174,8 @@ def list_leads(wh: Warehouse, *, distributor: str | Iterable[str] | None = None,
     page, per_page = int(page), int(per_page)
     order = _order_by(sort)
     with wh.transaction(read_only=True) as conn:
-        w = lead_filter(conn, distributor=distributor, status=status, search=search, assigned_to=assigned_to,
+        w = lead_filter(conn, resolve_actor(conn, actor), distributor=distributor, status=status, search=search,
+                        assigned_to=assigned_to,
                         created_from=created_from, created_to=created_to)
         total = int(conn.scalar(f"SELECT count(*) FROM leads l{w.sql}", w.params) or 0)
         rows = conn.query(f"SELECT {_SELECT_LEAD}{w.sql}{order} LIMIT ? OFFSET ?",
@@ -170,26 +183,32 @@ def list_leads(wh: Warehouse, *, distributor: str | Iterable[str] | None = None,
     return Page(items=[lead_item(r) for r in rows], total=total, page=page, per_page=per_page)
 
 
-def recent_leads(wh: Warehouse, limit: int = 10, distributor: str | None = None) -> list[dict[str, Any]]:
-    """The newest leads by Meta's ``created_time`` (the seed's "recent leads")."""
+def recent_leads(wh: Warehouse, limit: int = 10, distributor: str | None = None, *, actor: Any
+                 ) -> list[dict[str, Any]]:
+    """The caller's newest leads by Meta's ``created_time`` (the seed's "recent leads")."""
     if not 1 <= int(limit) <= 1000:
         raise InvalidInput("limit must be between 1 and 1000.")
     with wh.transaction(read_only=True) as conn:
-        w = lead_filter(conn, distributor=distributor)
+        w = lead_filter(conn, resolve_actor(conn, actor), distributor=distributor)
         rows = conn.query(f"SELECT {_SELECT_LEAD}{w.sql}{_order_by('-created_time')} LIMIT ?", [*w.params, int(limit)])
     return [lead_item(r) for r in rows]
 
 
-def stats(wh: Warehouse, distributor: str | None = None) -> dict[str, int]:
-    """The seed's ``{"total","new","assigned","contacted","converted","rejected"}``, counted live from ``leads``."""
+def stats(wh: Warehouse, distributor: str | None = None, *, actor: Any) -> dict[str, int]:
+    """The seed's ``{"total","new","assigned","contacted","converted","rejected"}``, counted live from ``leads``
+    over the caller's distributors (or one of them: another is ``DistributorNotVisible``)."""
     counts = ", ".join(f"count(CASE WHEN status = '{s}' THEN 1 END) AS {s}" for s in STATUSES)
-    sql = f"SELECT count(*) AS total, {counts} FROM leads"
-    params: list[Any] = []
-    if distributor:
-        sql += " WHERE distributor = ?"
-        params.append(distributor)
     with wh.transaction(read_only=True) as conn:
-        row = conn.query_one(sql, params) or {}
+        principal = resolve_actor(conn, actor)
+        w = _Where()
+        if distributor:
+            require_visible_distributor(principal, distributor)
+            w.add("distributor = ?", distributor)
+        else:
+            clause, params = scope_clause(principal, "distributor")
+            if clause:
+                w.add(clause, *params)
+        row = conn.query_one(f"SELECT count(*) AS total, {counts} FROM leads{w.sql}", w.params) or {}
     return {k: int(row.get(k) or 0) for k in ("total", *STATUSES)}
 
 
@@ -207,6 +226,7 @@ def timeline(conn: Conn, lead_id: str) -> list[dict[str, Any]]:
 
 
 def tombstoned(conn: Conn, ids: list[str]) -> list[str]:
+    """Which of ``ids`` were erased on a privacy request (only ever told about leads the caller may see)."""
     if not ids:
         return []
     if len(ids) == 1:
@@ -219,13 +239,25 @@ def tombstoned(conn: Conn, ids: list[str]) -> list[str]:
     return [i for i in ids if i in found]
 
 
-def get_lead(wh: Warehouse, lead_id: str) -> dict[str, Any]:
-    """The lead with its assignee and its timeline (``lead_interactions``, oldest first)."""
+def deleted_visible(conn: Conn, principal: Principal, ids: list[str]) -> list[str]:
+    """``tombstoned`` limited to the caller's distributors: "deleted earlier" would confirm another's lead existed."""
+    gone = tombstoned(conn, ids)
+    if not gone or principal.scope is None:
+        return gone
+    rows = conn.query(f"SELECT meta_lead_id, distributor FROM lead_tombstones WHERE meta_lead_id IN "
+                      f"({', '.join('?' * len(gone))})", gone)
+    return [r["meta_lead_id"] for r in rows if principal.sees(r["distributor"])]
+
+
+def get_lead(wh: Warehouse, lead_id: str, *, actor: Any) -> dict[str, Any]:
+    """The lead with its assignee and its timeline (``lead_interactions``, oldest first), if the caller may see it."""
     lead_id = str(lead_id).strip()
     with wh.transaction(read_only=True) as conn:
+        principal = resolve_actor(conn, actor)
         row = conn.query_one(f"SELECT {_SELECT_LEAD} WHERE l.meta_lead_id = ?", [lead_id])
         if row is None:
-            raise LeadNotFound(lead_id, deleted=tombstoned(conn, [lead_id]))
+            raise LeadNotFound(lead_id, deleted=deleted_visible(conn, principal, [lead_id]))
+        require_visible_lead(principal, row, lead_id)
         item = lead_item(row)
         item["timeline"] = timeline(conn, lead_id)
     return item

@@ -24,6 +24,9 @@ from . import (
     v007_sync_runs_per_run,
     v008_leads_not_rejects,
     v009_webhook_retries,
+    v010_user_scopes,
+    v011_sessions_and_logins,
+    v012_bad_ids_findable,
 )
 
 
@@ -38,6 +41,7 @@ class _Migratable(Protocol):
 _FILES: list[ModuleType] = [
     v001_core, v002_marts, v003_web_auth, v004_postgres_indexes, v005_raw_payload_zstd,
     v006_form_ownership, v007_sync_runs_per_run, v008_leads_not_rejects, v009_webhook_retries,
+    v010_user_scopes, v011_sessions_and_logins, v012_bad_ids_findable,
 ]
 
 #: (version, name, statements) in the order they apply; the version is the file's number.
