@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from leads_pipeline.lib.distributors import registry
+from leads_pipeline.lib.security import TokenCipher
+from leads_pipeline_tests.crm_fixtures import insert_rows, lead_row
 from leads_pipeline_tests.test_web_support import ARTIFACTS, STAFF_PASSWORD, seed_world, served, server_env
 
 CHROMIUM = Path(os.environ.get("LEADS_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -100,11 +103,33 @@ def _flashes(driver) -> list[str]:
     return [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".flash")]
 
 
+OTHER_LEADS = ["Gizem Başkasının", "Hidden Otherclinic", "Yabancı Müşteri"]
+
+
+def _other_distributor(world) -> list[str]:
+    """A second distributor on the same warehouse, with leads the staff user of ``msh`` must never see."""
+    registry.add(world.wh, "Other Clinic", "EAAothertoken1234567890", key="other", page_ids=["2002"],
+                 cipher=TokenCipher(world.secret_key))
+    rows = [lead_row(990 + i, meta_lead_id=f"{720000000000000 + i}", distributor="other", page_id="2002",
+                     full_name=name, email=f"other{i}@other.example") for i, name in enumerate(OTHER_LEADS)]
+    insert_rows(world.wh, rows)
+    return [r["meta_lead_id"] for r in rows]
+
+
+def _sees_nothing_of_other(driver, other_ids: list[str]) -> None:
+    page = driver.page_source
+    leaked = [n for n in OTHER_LEADS if n in page] + [i for i in other_ids if i in page]
+    assert leaked == [] and "@other.example" not in page and "Other Clinic" not in page, leaked
+
+
 def test_console_list_filter_detail_status_note(browser, monkeypatch, warehouse, warehouse_url):
+    """A staff user of ``msh``, on a warehouse shared with another distributor: list → filter → detail → status →
+    note, and nothing of the other distributor's leads on any page she sees."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
     world = seed_world(monkeypatch, warehouse)
+    other_ids = _other_distributor(world)
     backend = "postgres" if warehouse_url.startswith("postgres") else "duckdb"
     driver = browser
     with served(server_env(world)) as base:
@@ -118,8 +143,12 @@ def test_console_list_filter_detail_status_note(browser, monkeypatch, warehouse,
         assert "Logged in as staff@example.com (staff)." in _flashes(driver)
         assert driver.find_element(By.ID, "result-count").text == "12 leads · page 1 of 1"
         assert len(driver.find_elements(By.CSS_SELECTOR, "a.lead-link")) == 12
-        # Staff see no distributor settings.
+        _sees_nothing_of_other(driver, other_ids)
+        assert [o.get_attribute("value") for o in Select(driver.find_element(By.NAME, "distributor")).options
+                if o.get_attribute("value")] == ["msh"]
+        # Staff see no distributor settings and no user management.
         assert not driver.find_elements(By.LINK_TEXT, "Distributors")
+        assert not driver.find_elements(By.LINK_TEXT, "Users")
 
         # Filter: status new.
         Select(driver.find_element(By.NAME, "status")).select_by_value("new")
@@ -172,6 +201,16 @@ def test_console_list_filter_detail_status_note(browser, monkeypatch, warehouse,
         driver.refresh()
         assert _flashes(driver) == []
         assert driver.find_element(By.ID, "lead-status").text == "contacted"
+        _sees_nothing_of_other(driver, other_ids)
+
+        # The other distributor's lead, typed into the address bar, does not exist for her; nor in search or stats.
+        driver.get(f"{base}/console/leads/{other_ids[0]}")
+        assert "not found" in driver.page_source
+        _sees_nothing_of_other(driver, other_ids[1:])
+        driver.get(f"{base}/console/leads?search=Otherclinic")
+        assert driver.find_element(By.ID, "result-count").text.startswith("0 leads")
+        driver.get(f"{base}/console/stats")
+        _sees_nothing_of_other(driver, other_ids)
 
     assert world.lead(lead_id)["status"] == "contacted"
     assert [r["action"] for r in world.audit(actor=world.staff["id"])] == ["lead.status", "lead.note"]
