@@ -37,9 +37,10 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
-## The Dagster UI on http://127.0.0.1:3000 over the demo's warehouse.
+## The Dagster UI on http://127.0.0.1:$(PORT) over the demo's warehouse (make dev PORT=3001 for another port).
+PORT ?= 3000
 dev: $(STAMP)
-	$(BIN)/leads-pipeline dev
+	$(BIN)/leads-pipeline dev --port $(PORT)
 
 ## Re-resolve and re-pin every transitive dependency into constraints.txt.
 lock:

@@ -28,6 +28,7 @@ def _register() -> None:
         keys,
         leads,
         privacy,
+        rejected,
         serve,
         simulator,
         stats,
@@ -38,7 +39,7 @@ def _register() -> None:
 
     for command in (simulator.simulator, distributors.distributors, sync.test_connection, sync.sync, stats.stats,
                     demo.demo, demo.dev, leads.lead, leads.leads, users.users, contacts.contacts, importer.import_,
-                    serve.serve, webhooks.webhooks, keys.keys, privacy.privacy):
+                    serve.serve, webhooks.webhooks, keys.keys, privacy.privacy, rejected.rejected):
         main.add_command(command)
 
 

@@ -13,7 +13,22 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_DATA_DIR = Path("data")
+
+
+def _default_data_dir() -> Path:
+    """Where runtime data lives when ``LEADS_DATA_DIR`` is not set: anchored, never the current folder.
+
+    A relative ``data`` made ``stats`` run from another folder open a new, empty warehouse and print zeros. From a
+    source checkout (the editable install ``make`` creates) it is the checkout's ``data/``, where ``make demo``
+    puts the demo; from an installed package, the user's data folder (``$XDG_DATA_HOME/leads_pipeline``).
+    """
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "workspace.yaml").is_file():
+        return checkout / "data"
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "leads_pipeline"
+
+
+DEFAULT_DATA_DIR = _default_data_dir()
 
 
 class Settings(BaseSettings):
@@ -22,7 +37,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(DEFAULT_DATA_DIR, description="Runtime data: the DuckDB file, Dagster's local instance.")
     warehouse_url: str = Field(
         "",
-        description="duckdb:///path/to/file.duckdb (default: data/leads.duckdb) or postgresql://user@host:port/db.",
+        description="duckdb:///path/to/file.duckdb (default: leads.duckdb in the data directory) or "
+                    "postgresql://user@host:port/db.",
     )
     graph_base_url: str = Field("https://graph.facebook.com", description="Meta Graph API root (or the simulator's).")
     graph_api_version: str = Field("v25.0", description="Graph API version used in every path.")

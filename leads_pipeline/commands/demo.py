@@ -211,6 +211,12 @@ def _materialize_everything(keys: list[str], before_marts=None) -> dict[str, boo
     return results
 
 
+def _workspace() -> Path:
+    """The checkout's workspace.yaml wherever `dev` is run from (else the current folder's)."""
+    checkout = Path(__file__).resolve().parents[2] / "workspace.yaml"
+    return checkout if checkout.is_file() else Path("workspace.yaml")
+
+
 @click.command("dev")
 @click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI.")
 def dev(port: int) -> None:
@@ -223,7 +229,10 @@ def dev(port: int) -> None:
         click.echo(f"Sandbox simulator on {SANDBOX_URL} (new leads arrive in real time)", err=True)
     dagster = Path(sys.executable).with_name("dagster")
     try:
-        subprocess.run([str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)], check=False)
+        code = subprocess.run([str(dagster), "dev", "-w", str(_workspace()), "-h", "127.0.0.1", "-p", str(port)],
+                              check=False).returncode
     finally:
         if server is not None:
             server.stop()
+    if code:  # the UI did not start, or stopped with an error: exit with its status, not 0
+        raise SystemExit(code)

@@ -14,7 +14,11 @@ from leads_pipeline.lib.warehouse import connect
 @click.command("stats")
 @click.option("--distributor", "distributor", metavar="KEY", default=None, help="Only this distributor's leads.")
 def stats(distributor: str | None) -> None:
-    """Print {"total","new","assigned","contacted","converted","rejected"} for all leads (or one distributor)."""
+    """Lead counts by status, as JSON: {"total","new","assigned","contacted","converted","rejected"}.
+
+    Over all leads, or one distributor's. On a warehouse that holds no leads at all it says so on stderr (and where
+    that warehouse is), so zeros from the wrong folder or an unset URL are not mistaken for an answer.
+    """
     wh = connect()
     wh.migrate()
     with wh.transaction(read_only=True) as conn:
@@ -31,3 +35,6 @@ def stats(distributor: str | None) -> None:
         )
         sys.exit(1)
     click.echo(json.dumps(result, indent=2))
+    if distributor is None and result["total"] == 0:
+        click.echo(f"Note: the warehouse at {wh.location} holds no leads yet: run `make demo`, or add a distributor "
+                   "and sync it (`leads-pipeline distributors add`, `leads-pipeline sync KEY`).", err=True)

@@ -240,10 +240,14 @@ class Warehouse:
     def backend(self) -> str:
         return self.dialect.name
 
-    def __repr__(self) -> str:  # never show a password
+    @property
+    def location(self) -> str:
+        """The URL without its password, for messages to a person."""
         parts = urlsplit(self.url)
-        safe = self.url if parts.password is None else self.url.replace(f":{parts.password}@", ":***@")
-        return f"Warehouse({safe!r})"
+        return self.url if parts.password is None else self.url.replace(f":{parts.password}@", ":***@")
+
+    def __repr__(self) -> str:  # never show a password
+        return f"Warehouse({self.location!r})"
 
     @contextmanager
     def session(self) -> Iterator[Warehouse]:
