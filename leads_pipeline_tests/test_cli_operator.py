@@ -89,3 +89,39 @@ def test_help_says_what_each_command_does():
     lines = [line.split(None, 1) for line in out.split("Commands:")[1].strip().splitlines()]
     assert {name for name, _ in lines} >= {"stats", "rejected", "sync", "import"}
     assert all(len(text.rstrip(".").split()) >= 2 for _, text in lines), lines  # no bare "Print..."
+
+
+def test_import_shows_progress_on_a_terminal_and_nothing_in_a_pipe(tmp_path, duckdb_url):
+    import os
+    import pty
+
+    wh = Warehouse(duckdb_url)
+    wh.migrate()
+    add_distributor_sql(wh, "msh")
+    leads = tmp_path / "leads.jsonl"
+    leads.write_text("".join(json.dumps({"id": str(800000000000000 + i), "created_time": "2026-06-01T10:00:00+0000",
+                                         "field_data": [{"name": "email", "values": [f"p{i}@example.com"]}]}) + "\n"
+                             for i in range(50)))
+    env = {**os.environ, "LEADS_WAREHOUSE_URL": duckdb_url}
+    exe = str(Path(sys.executable).with_name("leads-pipeline"))
+    primary, secondary = pty.openpty()
+    try:
+        done = subprocess.run([exe, "import", str(leads), "--distributor", "msh"], stdout=subprocess.PIPE,
+                              stderr=secondary, env=env, timeout=120)
+        os.close(secondary)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(primary)
+    assert done.returncode == 0 and json.loads(done.stdout)["stored"] == 50
+    assert b"50 leads read" in shown and b"50 new stored" in shown
+    again = subprocess.run([exe, "import", str(leads), "--distributor", "msh"], capture_output=True, env=env,
+                           timeout=120)
+    assert again.returncode == 0 and b"leads read" not in again.stderr  # a pipe gets the JSON only

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -16,7 +19,8 @@ from leads_pipeline.commands.common import echo_json, fail, warehouse
               help="jsonl: Graph API pages or one lead per line; csv: Meta's lead export (Ads Manager).")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Parsing processes (default: one per core for large files, none for small ones).")
-def import_(path: Path, distributor: str, fmt: str, workers: int | None) -> None:
+@click.option("--quiet", is_flag=True, help="No progress display on stderr.")
+def import_(path: Path, distributor: str, fmt: str, workers: int | None, quiet: bool) -> None:
     """Import leads from PATH for a distributor; prints {"success", "fetched", "stored", "errors", "message"}.
 
     The leads go through the same parsing, validation, deduplication and storage as a sync: leads already in the
@@ -25,10 +29,23 @@ def import_(path: Path, distributor: str, fmt: str, workers: int | None) -> None
     from leads_pipeline.lib.ingest.importer import ImportError_, import_file
 
     wh = warehouse()
+    show = not quiet and sys.stderr.isatty()  # a progress line on a terminal; nothing in pipes and logs
+    total = path.stat().st_size if path.is_file() else 0
+    started = time.monotonic()
+
+    def progress(running: Any) -> None:
+        if show:
+            rate = running.fetched / max(time.monotonic() - started, 1e-6)
+            click.echo(f"\r  {running.fetched:,} leads read ({rate:,.0f}/s), {running.stored:,} new stored "
+                       f"— {total / 1e6:,.0f} MB file", err=True, nl=False)
+
     try:
-        result = import_file(wh, path, distributor, fmt=fmt, workers=workers)
+        result = import_file(wh, path, distributor, fmt=fmt, workers=workers, on_progress=progress)
     except ImportError_ as exc:
         fail(str(exc))
+    finally:
+        if show:
+            click.echo("", err=True)
     if not result.success:
         fail(result.message, result.seed_dict())
     echo_json(result.seed_dict())

@@ -34,7 +34,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,10 +202,12 @@ def import_file(
     chunk_bytes: int = CHUNK_BYTES,
     hold_seconds: float = HOLD_SECONDS,
     trigger: str = "import",
+    on_progress: Callable[[ImportResult], None] | None = None,
 ) -> ImportResult:
     """Import the leads of ``path`` for ``distributor`` (see the module docstring); never loads the whole file.
 
     ``workers``: parsing processes (default: one per core when the file is large, else none).
+    ``on_progress``: called with the running result after each stored batch (the CLI's progress line).
     Raises :class:`ImportError_` when the file or the distributor cannot be used at all.
     """
     from leads_pipeline.lib.distributors import registry as distributors
@@ -235,7 +237,7 @@ def import_file(
             jobs = (files.jsonl_chunks(file, chunk_bytes) if kind == "jsonl"
                     else files.csv_chunks(file, chunk_bytes, csv_errors))
         batches = _prepared(jobs, dist.key, dist.default_region, sync_id, workers)
-        _store_all(wh, batches, dist.key, sync_id, result, line_errors, hold_seconds, workers)
+        _store_all(wh, batches, dist.key, sync_id, result, line_errors, hold_seconds, workers, on_progress)
         line_errors[:0] = [f"line {n}: {msg}" for n, msg in csv_errors]
     except Exception as exc:
         result.success = False
@@ -316,7 +318,8 @@ def _bulk_settings(wh: Warehouse, workers: int, done: bool = False) -> None:
 
 
 def _store_all(wh: Warehouse, batches: Iterator[PreparedBatch], distributor: str, sync_id: str,
-               result: ImportResult, line_errors: list[str], hold_seconds: float, workers: int) -> None:
+               result: ImportResult, line_errors: list[str], hold_seconds: float, workers: int,
+               on_progress: Callable[[ImportResult], None] | None = None) -> None:
     """Store batches in order, the warehouse held open for bursts of ``hold_seconds`` at most."""
     it = iter(batches)
     batch = next(it, None)
@@ -336,6 +339,8 @@ def _store_all(wh: Warehouse, batches: Iterator[PreparedBatch], distributor: str
                 result.already_known += batch.read - done.processed
                 for owner, n in done.held_elsewhere.items():
                     result.held_elsewhere[owner] = result.held_elsewhere.get(owner, 0) + n
+                if on_progress is not None:
+                    on_progress(result)
                 batch = next(it, None)
                 if time.monotonic() >= ends:
                     break
