@@ -351,6 +351,11 @@ def test_reads_mirror_the_seed(world):
 def test_health_and_openapi_are_public(world):
     c = client(world.wh)
     assert c.get("/api/health").json() == {"status": "ok", "backend": "duckdb", "schema_version": MIGRATIONS[-1][0]}
+    # Monitoring probes use HEAD: the GET answer's status and headers, no body.
+    head = c.head("/api/health")
+    assert head.status_code == 200 and head.content == b"" and head.headers["content-type"] == "application/json"
+    assert c.head("/api/leads").status_code == 401
+    assert c.head("/api/leads", headers=world.headers("staff")).content == b""
     doc = c.get("/openapi.json").json()
     assert doc["openapi"].startswith("3.1")
     ops = {(m.upper(), p) for p, item in doc["paths"].items() for m in item}

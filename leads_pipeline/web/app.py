@@ -10,11 +10,8 @@ Meta webhook receiver. ``leads-pipeline serve`` runs it on uvicorn.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
-import sys
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -23,13 +20,12 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from leads_pipeline.lib.warehouse import Warehouse, connect
 from leads_pipeline.settings import Settings, get_settings
 
-from . import api, auth, console
+from . import api, auth, console, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -88,31 +84,30 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return console.error_page(request, status, exc)
 
 
-def webhook_routes(settings: Settings, warehouse: Warehouse) -> list[BaseRoute]:
-    """The Meta webhook receiver's routes (``web/webhooks.py``), when that module is there."""
-    try:
-        from leads_pipeline.web import webhooks
-    except ModuleNotFoundError as exc:
-        if exc.name == "leads_pipeline.web.webhooks":
-            log.info("no webhook receiver (leads_pipeline.web.webhooks) installed: /webhooks/meta not mounted")
-            return []
-        raise
-    factory = getattr(webhooks, "webhook_routes", None)
-    if factory is None:
-        return []
-    params = inspect.signature(factory).parameters
-    offered: dict[str, Any] = {"settings": settings, "warehouse": warehouse, "wh": warehouse}
-    kwargs = {name: value for name, value in offered.items() if name in params}
-    return list(factory(**kwargs))
+class HeadAsGet:
+    """``HEAD`` on the API's ``GET`` routes, answered as ``GET`` without a body (as Starlette routes do, and as
+    monitoring probes of ``/api/health`` expect; FastAPI's routes answer only the methods they declare)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
 
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
-    webhooks = sys.modules.get("leads_pipeline.web.webhooks")
-    close = getattr(webhooks, "close_writers", None)
-    if close is not None:  # let the webhook inbox writer commit what it has queued
-        await run_in_threadpool(close)
+    await run_in_threadpool(webhooks.close_writers)  # let the webhook inbox writer commit what it has queued
 
 
 def create_app(settings: Settings | None = None, warehouse: Warehouse | str | None = None, *,
@@ -133,6 +128,7 @@ def create_app(settings: Settings | None = None, warehouse: Warehouse | str | No
                     "distributor tokens cannot be stored")
     middleware = [
         Middleware(SecurityHeaders, hsts=https_only),
+        Middleware(HeadAsGet),
         # The cookie carries the session's token; web_sessions decides whether it still stands (auth.session_caller).
         Middleware(SessionMiddleware, secret_key=auth.session_secret(secret), session_cookie=auth.SESSION_COOKIE,
                    max_age=auth.SESSION_MAX_AGE, same_site="lax", https_only=https_only),
@@ -144,7 +140,7 @@ def create_app(settings: Settings | None = None, warehouse: Warehouse | str | No
     api.install(app)
     # The console stays server-rendered and the webhook receiver stays as it is: plain Starlette routes, after the
     # API's, outside the OpenAPI document.
-    app.router.routes.extend([*console.routes(), *webhook_routes(settings, wh)])
+    app.router.routes.extend([*console.routes(), *webhooks.webhook_routes(wh)])
     app.state.settings = settings
     app.state.warehouse = wh
     app.state.running = api.Running()
