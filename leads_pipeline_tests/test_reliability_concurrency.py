@@ -70,7 +70,7 @@ def test_staff_changes_survive_a_sync_that_relands_and_reprocesses_the_same_lead
     key = box.keys[0]
     settings_env(monkeypatch, graph_page_limit="20", sync_lookback_seconds=str(10 ** 9))  # re-read everything
     assert sync.sync_distributor(box.wh, key).success
-    user = add_user_sql(box.wh, "u-staff", "staff@example.com", role="staff")
+    user = add_user_sql(box.wh, "u-staff", "staff@example.com", role="staff", distributors=(key,))
     with box.wh.transaction(read_only=True) as conn:
         lead_ids = sorted(r["meta_lead_id"] for r in conn.query("SELECT meta_lead_id FROM leads"))[:24]
 
