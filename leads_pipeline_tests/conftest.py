@@ -7,6 +7,7 @@ they skip with the reason, except under ``CI=true``, where an unreachable Postgr
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -20,7 +21,7 @@ os.environ["LEADS_ENV_FILE"] = ""
 
 from leads_pipeline.lib.warehouse import Warehouse  # noqa: E402
 
-pytest_plugins = [p for p in ("leads_pipeline_tests.conftest_simulator",) if
+pytest_plugins = [p for p in ("leads_pipeline_tests.conftest_simulator", "leads_pipeline_tests.demo_fixtures") if
                   (Path(__file__).parent / (p.rsplit(".", 1)[1] + ".py")).exists()]
 
 POSTGRES_URL = os.environ.get("LEADS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -79,6 +80,30 @@ def duckdb_url(tmp_path) -> str:
     return f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
 
 
+_TEMPLATE: list[Path] = []
+
+
+def premigrated(url: str) -> str:
+    """``url``, and for a DuckDB file that does not exist yet, a copy of a file migrated to the newest schema: the
+    same tables ``migrate()`` creates, without the second it takes (hundreds of tests would spend minutes on it).
+    The template is made once per test process."""
+    if not url.startswith("duckdb:///"):
+        return url
+    target = Path(url.removeprefix("duckdb:///"))
+    if target.exists():
+        return url
+    if not _TEMPLATE:
+        import tempfile
+
+        path = Path(tempfile.mkdtemp(prefix="leads-template-")) / "warehouse.duckdb"
+        Warehouse(f"duckdb:///{path}").migrate()
+        assert not path.with_name(path.name + ".wal").exists(), "the template must be checkpointed"
+        _TEMPLATE.append(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(_TEMPLATE[0], target)
+    return url
+
+
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def warehouse_url(request) -> str:
     """Both backends: every test using it runs once on DuckDB and once on PostgreSQL."""
@@ -90,7 +115,7 @@ def warehouse_url(request) -> str:
 @pytest.fixture
 def warehouse(warehouse_url) -> Warehouse:
     """A migrated, empty warehouse on each backend."""
-    wh = Warehouse(warehouse_url)
+    wh = Warehouse(premigrated(warehouse_url))
     wh.migrate()
     return wh
 

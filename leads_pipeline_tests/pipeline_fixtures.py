@@ -10,6 +10,7 @@ from leads_pipeline.lib.distributors import registry as distributors
 from leads_pipeline.lib.security import generate_key
 from leads_pipeline.simulator import SimulatorServer
 from leads_pipeline.lib.warehouse import Warehouse
+from leads_pipeline_tests.conftest import premigrated
 from leads_pipeline.settings import get_settings
 
 
@@ -47,7 +48,7 @@ def make_sandbox(monkeypatch, sim: SimulatorServer, warehouse_url: str) -> Sandb
     monkeypatch.setenv("LEADS_WAREHOUSE_URL", warehouse_url)
     monkeypatch.setenv("LEADS_GRAPH_MAX_RETRIES", "8")
     get_settings.cache_clear()
-    wh = Warehouse(warehouse_url)
+    wh = Warehouse(premigrated(warehouse_url))
     wh.migrate()
     keys = []
     for page in sim.manifest()["pages"]:

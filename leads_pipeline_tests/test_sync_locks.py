@@ -41,6 +41,7 @@ from leads_pipeline_tests.test_sync_path import (
     page_token_world,
 )
 from leads_pipeline_tests.test_webhook_support import (  # noqa: F401 - fixtures
+from leads_pipeline_tests.conftest import premigrated
     APP_SECRET,
     VERIFY_TOKEN,
     configure,
@@ -59,7 +60,7 @@ def wh(duckdb_url, monkeypatch):
               webhook_verify_token=VERIFY_TOKEN)
     from leads_pipeline.lib.warehouse import Warehouse
 
-    warehouse = Warehouse(duckdb_url)
+    warehouse = Warehouse(premigrated(duckdb_url))
     warehouse.migrate()
     return warehouse
 

@@ -81,6 +81,21 @@ class World:
             return conn.query_one("SELECT status, assigned_to FROM leads WHERE meta_lead_id = ?", [lead_id])
 
 
+_HASHES: dict[str, str] = {}
+
+
+def set_password_hashed_once(wh: Warehouse, email: str, password: str) -> None:
+    """A console password for a seeded user, hashed once per test process and stored with SQL: a scrypt hash costs
+    about 0.3 s and 128 MiB, and every web test seeds a world. ``credentials.set_password`` itself (rules, audit,
+    sessions ended) is tested in test_web_auth.py; logging in still verifies the hash the normal way."""
+    from leads_pipeline.lib.crm import credentials
+
+    if password not in _HASHES:
+        _HASHES[password] = credentials.hash_password(password)
+    with wh.transaction() as conn:
+        conn.execute("UPDATE users SET password_hash = ? WHERE email = ?", [_HASHES[password], email])
+
+
 def seed_world(monkeypatch, wh: Warehouse, *, leads: int = 12, graph_base_url: str = UNREACHABLE_GRAPH,
                token: str = "EAAplaceholdertoken1234567890", page_ids: tuple[str, ...] = ("1001",),
                region: str = "TR") -> World:
@@ -97,8 +112,8 @@ def seed_world(monkeypatch, wh: Warehouse, *, leads: int = 12, graph_base_url: s
     staff = crm.add_user(wh, "Staff Person", "staff@example.com", "staff", distributors=["msh"])
     admin_key, _ = auth.create_api_key(wh, admin["email"], name="tests")
     staff_key, _ = auth.create_api_key(wh, staff["email"], name="tests")
-    auth.set_password(wh, admin["email"], ADMIN_PASSWORD)
-    auth.set_password(wh, staff["email"], STAFF_PASSWORD)
+    set_password_hashed_once(wh, admin["email"], ADMIN_PASSWORD)
+    set_password_hashed_once(wh, staff["email"], STAFF_PASSWORD)
     rows = []
     for i in range(leads):
         first, _, last = NAMES[i % len(NAMES)].partition(" ")

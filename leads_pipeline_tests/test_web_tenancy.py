@@ -214,7 +214,7 @@ def test_console_lead_pages_and_forms(tenants, scope, form):
     if scope == "out":
         assert _leaks(t, page.text.replace(lead, "")) == []
     before = t.snapshot()
-    data = {"status": {"status": "rejected"}, "assign": {"user": "staff@example.com"}, "note": {"text": "hello"},
+    data = {"status": {"status": "contacted"}, "assign": {"user": "staff@example.com"}, "note": {"text": "hello"},
             "interactions": {"kind": "call", "outcome": "answered", "direction": "outbound"}}[form]
     r = c.post(f"/console/leads/{lead}/{form}", data={**data, "csrf_token": token})
     assert r.status_code == 303

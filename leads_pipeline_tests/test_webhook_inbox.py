@@ -22,6 +22,7 @@ from leads_pipeline_tests.test_webhook_support import (
     inbox_rows,
     leadgen_body,
 )
+from leads_pipeline_tests.conftest import premigrated
 
 
 @pytest.fixture
@@ -241,7 +242,7 @@ def test_duckdb_writer_bursts_share_one_open_and_let_other_writers_in(duckdb_url
 
     from leads_pipeline.lib.warehouse import Warehouse
 
-    wh = Warehouse(duckdb_url)
+    wh = Warehouse(premigrated(duckdb_url))
     wh.migrate()
     writer = InboxWriter(wh, burst_seconds=0.5)
     stop = threading.Event()
