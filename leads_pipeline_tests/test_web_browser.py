@@ -7,6 +7,7 @@ Skipped when Chromium, chromedriver or Selenium is missing — except under ``CI
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -155,7 +156,7 @@ def test_console_list_filter_detail_status_note(browser, monkeypatch, warehouse,
         _click_and_load(driver, driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]"))
         assert "status=new" in driver.current_url
         assert driver.find_element(By.ID, "result-count").text == "8 leads · page 1 of 1"
-        badges = {b.text for b in driver.find_elements(By.CSS_SELECTOR, "table.leads .badge")}
+        badges = {b.text for b in driver.find_elements(By.CSS_SELECTOR, "table.leads .badge:not(.overdue)")}
         assert badges == {"new"}
         _screenshot(driver, f"console-list-{backend}.png")
 
@@ -177,7 +178,7 @@ def test_console_list_filter_detail_status_note(browser, monkeypatch, warehouse,
         assert not driver.find_elements(By.ID, "delete-form")  # staff cannot delete
 
         # Change status: new → contacted.
-        Select(driver.find_element(By.CSS_SELECTOR, "#status-form select[name=status]")).select_by_value("contacted")
+        driver.find_element(By.CSS_SELECTOR, "#status-form input[name=status][value=contacted]").click()
         driver.find_element(By.CSS_SELECTOR, "#status-form input[name=note]").send_keys("Called back at 10:00")
         _click_and_load(driver, driver.find_element(By.CSS_SELECTOR, "#status-form button[type=submit]"))
         assert "Status changed from new to contacted." in _flashes(driver)
@@ -185,7 +186,7 @@ def test_console_list_filter_detail_status_note(browser, monkeypatch, warehouse,
         timeline = driver.find_element(By.ID, "timeline").text
         assert "status change" in timeline and "new → contacted" in timeline and "Called back at 10:00" in timeline
         options = [o.get_attribute("value") for o in
-                   Select(driver.find_element(By.CSS_SELECTOR, "#status-form select")).options]
+                   driver.find_elements(By.CSS_SELECTOR, "#status-form input[name=status]")]
         assert options == ["converted", "rejected"]
 
         # Add a note.
@@ -214,3 +215,129 @@ def test_console_list_filter_detail_status_note(browser, monkeypatch, warehouse,
 
     assert world.lead(lead_id)["status"] == "contacted"
     assert [r["action"] for r in world.audit(actor=world.staff["id"])] == ["lead.status", "lead.note"]
+
+
+def test_console_guides_a_scoped_staff_user(browser, monkeypatch, warehouse, warehouse_url):
+    """Issue 15, in a real browser, as the staff user of ``msh`` (another distributor shares the warehouse): a new
+    lead offers assign/contact/reject with none chosen; its answers stand under the form's questions (multi-select as
+    a list), its times in Istanbul's time with UTC on hover, its phone and email as links; assigning happens in the
+    status form; "My leads" lists only hers; each contact kind has its own outcomes; converting asks to confirm; the
+    list has page numbers and marks overdue leads."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from leads_pipeline.lib import crm
+    from leads_pipeline.lib.distributors import forms
+
+    world = seed_world(monkeypatch, warehouse, leads=30)
+    other_ids = _other_distributor(world)
+    backend = "postgres" if warehouse_url.startswith("postgres") else "duckdb"
+    lead_id, admins = world.lead_ids[1], world.lead_ids[2]
+    crm.assign(world.wh, admins, world.admin["id"], "cli")  # someone else's: never in her "my leads"
+    with world.wh.transaction() as conn:
+        conn.execute("UPDATE leads SET custom_fields = ? WHERE meta_lead_id = ?", [json.dumps({
+            "treatment_of_interest": ["FUE Hair Transplant", "PRP Therapy"], "what_is_your_budget?": ["over_€5.000"]}),
+            lead_id])
+        forms.record(conn, "msh", [{"id": "f1", "page_id": "1001", "name": "Hair Transplant – Free Consultation",
+                                    "questions": [
+                                        {"key": "treatment_of_interest", "type": "CUSTOM",
+                                         "label": "Which treatments are you interested in?"},
+                                        {"key": "what_is_your_budget?", "label": "What is your budget?",
+                                         "type": "CUSTOM", "options": [{"key": "over_€5.000", "value": "Over €5.000"}]},
+                                    ]}])
+    driver = browser
+    with served(server_env(world)) as base:
+        driver.get(base + "/login")
+        driver.find_element(By.NAME, "email").send_keys("staff@example.com")
+        driver.find_element(By.NAME, "password").send_keys(STAFF_PASSWORD)
+        _click_and_load(driver, driver.find_element(By.CSS_SELECTOR, "form[action='/login'] button[type=submit]"))
+
+        # The list: page numbers, overdue marks (new leads months past the 60-minute target), local times.
+        assert driver.find_element(By.ID, "result-count").text == "30 leads · page 1 of 2"
+        pager = driver.find_element(By.CSS_SELECTOR, "nav.pager")
+        assert pager.find_element(By.CSS_SELECTOR, "[aria-current=page]").text == "1"
+        assert driver.find_elements(By.CSS_SELECTOR, "table.leads .badge.overdue")
+        assert "Europe/Istanbul" in driver.find_element(By.ID, "time-zone").text
+        _click_and_load(driver, pager.find_element(By.LINK_TEXT, "2"))
+        assert driver.find_element(By.ID, "result-count").text == "30 leads · page 2 of 2"
+        assert len(driver.find_elements(By.CSS_SELECTOR, "a.lead-link")) == 5
+        _sees_nothing_of_other(driver, other_ids)
+
+        # A new lead: exactly assign / contact / reject, none chosen.
+        driver.get(f"{base}/console/leads/{lead_id}")
+        radios = driver.find_elements(By.CSS_SELECTOR, "#status-form input[type=radio][name=status]")
+        assert [r.get_attribute("value") for r in radios] == ["assigned", "contacted", "rejected"]
+        assert not any(r.is_selected() for r in radios)
+        assert not driver.find_elements(By.CSS_SELECTOR, "#status-form select[name=status]")
+        assert driver.find_element(By.ID, "lead-overdue").text.startswith("overdue")
+        _screenshot(driver, f"console-new-lead-{backend}.png")
+
+        # Answers under the form's questions; the multi-select one as a list.
+        answers = driver.find_element(By.ID, "answers")
+        labels = [e.text for e in answers.find_elements(By.TAG_NAME, "dt")]
+        assert labels == ["Which treatments are you interested in?", "What is your budget?"]
+        assert [li.text for li in answers.find_elements(By.CSS_SELECTOR, "ul.choices li")] == [
+            "FUE Hair Transplant", "PRP Therapy"]
+        assert "Over €5.000" in answers.text and "treatment_of_interest" not in answers.text
+        assert driver.find_element(By.ID, "lead-form").text == "Hair Transplant – Free Consultation"
+
+        # Local time with UTC on hover; contact links.
+        created = driver.find_element(By.CSS_SELECTOR, "dl.facts time")
+        assert created.get_attribute("title").endswith("UTC (Europe/Istanbul)")
+        assert created.text != created.get_attribute("title")[:16]  # shown in Istanbul's time, not UTC's
+        phone = driver.find_element(By.CSS_SELECTOR, "#lead-phone a[href^='tel:']")
+        assert phone.get_attribute("href") == "tel:" + phone.text
+        assert driver.find_element(By.CSS_SELECTOR, "#lead-phone a.wa").get_attribute("href").startswith(
+            "https://wa.me/90")
+        email = driver.find_element(By.CSS_SELECTOR, "#lead-email a")
+        assert email.get_attribute("href") == "mailto:" + email.text
+
+        # Assign in the status form: to herself.
+        driver.find_element(By.CSS_SELECTOR, "#status-form input[value=assigned]").click()
+        Select(driver.find_element(By.CSS_SELECTOR, "#status-form select[name=user]")).select_by_value(
+            world.staff["id"])
+        _click_and_load(driver, driver.find_element(By.CSS_SELECTOR, "#status-form button[type=submit]"))
+        assert "Assigned to staff@example.com (status assigned)." in _flashes(driver)
+        assert driver.find_element(By.ID, "lead-assignee").text == "Staff Person"
+
+        # "My leads": only hers.
+        _click_and_load(driver, driver.find_element(By.LINK_TEXT, "My leads"))
+        assert driver.find_element(By.ID, "result-count").text == "1 lead · page 1 of 1"
+        assert [a.get_attribute("href").rsplit("/", 1)[1]
+                for a in driver.find_elements(By.CSS_SELECTOR, "a.lead-link")] == [lead_id]
+        _click_and_load(driver, driver.find_element(By.ID, "view-unassigned"))
+        assert driver.find_element(By.ID, "result-count").text.startswith("28 leads")
+
+        # Each contact kind has its own outcomes; logging a call makes the lead contacted.
+        driver.get(f"{base}/console/leads/{lead_id}")
+        call_outcomes = Select(driver.find_element(By.CSS_SELECTOR, "#log-call-form select[name=outcome]"))
+        assert [o.get_attribute("value") for o in call_outcomes.options][1:] == list(crm.OUTCOMES["call"])
+        driver.find_element(By.CSS_SELECTOR, "#log-email summary").click()
+        email_outcomes = Select(driver.find_element(By.CSS_SELECTOR, "#log-email-form select[name=outcome]"))
+        assert [o.get_attribute("value") for o in email_outcomes.options][1:] == list(crm.OUTCOMES["email"])
+        call_outcomes.select_by_value("answered")
+        _click_and_load(driver, driver.find_element(By.CSS_SELECTOR, "#log-call-form button[type=submit]"))
+        assert "Call logged; status now contacted." in _flashes(driver)
+
+        # Converting asks to confirm; cancel changes nothing, confirming converts.
+        radios = driver.find_elements(By.CSS_SELECTOR, "#status-form input[type=radio][name=status]")
+        assert [r.get_attribute("value") for r in radios] == ["converted", "rejected"]
+        assert not any(r.is_selected() for r in radios)
+        driver.find_element(By.CSS_SELECTOR, "#status-form input[value=converted]").click()
+        _click_and_load(driver, driver.find_element(By.CSS_SELECTOR, "#status-form button[type=submit]"))
+        assert "This is final" in driver.find_element(By.ID, "confirm").text
+        assert world.lead(lead_id)["status"] == "contacted"
+        _screenshot(driver, f"console-confirm-{backend}.png")
+        _click_and_load(driver, driver.find_element(By.ID, "confirm-cancel"))
+        assert driver.find_element(By.ID, "lead-status").text == "contacted"
+        driver.find_element(By.CSS_SELECTOR, "#status-form input[value=converted]").click()
+        _click_and_load(driver, driver.find_element(By.CSS_SELECTOR, "#status-form button[type=submit]"))
+        _click_and_load(driver, driver.find_element(By.CSS_SELECTOR, "#confirm-form button[type=submit]"))
+        assert "Status changed from contacted to converted." in _flashes(driver)
+        assert driver.find_element(By.ID, "lead-status").text == "converted"
+        assert driver.find_element(By.ID, "status-final").text == "converted is final: no further moves."
+        _screenshot(driver, f"console-guided-lead-{backend}.png")
+        _sees_nothing_of_other(driver, other_ids)
+
+    assert world.lead(lead_id) == {"status": "converted", "assigned_to": world.staff["id"]}
+    assert [r["action"] for r in world.audit(actor=world.staff["id"])] == ["lead.assign", "lead.call", "lead.status"]

@@ -1,7 +1,7 @@
 """What discovery learnt about lead forms (table ``distributor_forms``), and Meta's limits said out loud.
 
 ``distributor_forms`` holds one row per form a distributor's token showed on ``/{page}/leadgen_forms``: its name,
-status, locale and Meta's counts. Seeing a form is not owning it — ownership is ``form_owners``
+status, locale, questions and Meta's counts. Seeing a form is not owning it — ownership is ``form_owners``
 (:mod:`.ownership`) — but the counts matter for the owner: ``leads_count`` is what Meta says the form collected (the
 completeness check compares it with the stored leads), and ``expired_leads_count`` counts leads Meta no longer serves
 through the API (about 90 days after they were created). Those leads exist only in the Ads Manager export, so
@@ -10,15 +10,18 @@ through the API (about 90 days after they were created). Those leads exist only 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from leads_pipeline.lib.warehouse import Conn
+from leads_pipeline.lib.warehouse import Conn, Warehouse
 
-__all__ = ["form_limit_warnings", "owned_form_details", "record"]
+__all__ = ["form_details", "form_limit_warnings", "owned_form_details", "questions_of", "record"]
 
 _STAGE_COLUMNS = {"distributor": "TEXT", "page_id": "TEXT", "form_id": "TEXT", "form_name": "TEXT", "status": "TEXT",
-                  "locale": "TEXT", "leads_count": "BIGINT", "expired_leads_count": "BIGINT"}
+                  "locale": "TEXT", "leads_count": "BIGINT", "expired_leads_count": "BIGINT", "questions": "JSON"}
+# What is kept of a question and of a choice (Meta sends more: ids, conditional answers, inline context).
+_QUESTION_KEYS = ("key", "label", "type")
 
 
 def _count(value: Any) -> int | None:
@@ -35,6 +38,27 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def questions_of(form: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The form's questions as kept: ``[{"key", "label", "type", "options": [{"key", "value"}]?}]`` in the form's
+    order, or None when Meta sent none (unknown, so a recorded list is kept). Anything malformed is skipped."""
+    raw = form.get("questions")
+    if isinstance(raw, Mapping):  # a Graph edge shape ({"data": [...]}) is accepted too
+        raw = raw.get("data")
+    if not isinstance(raw, list):
+        return None
+    out = []
+    for q in raw:
+        if not isinstance(q, Mapping) or not isinstance(q.get("key"), str) or not q["key"]:
+            continue
+        kept: dict[str, Any] = {k: str(q[k]) for k in _QUESTION_KEYS if q.get(k) is not None}
+        options = q.get("options")
+        if isinstance(options, list):
+            kept["options"] = [{"key": str(o["key"]), "value": str(o.get("value") or o["key"])}
+                               for o in options if isinstance(o, Mapping) and o.get("key") is not None]
+        out.append(kept)
+    return out
+
+
 def record(conn: Conn, key: str, forms: Iterable[Mapping[str, Any]]) -> dict[str, str | None]:
     """Upsert the forms discovery found for ``key`` into ``distributor_forms``; returns ``{form_id: page_id|None}``.
 
@@ -45,20 +69,23 @@ def record(conn: Conn, key: str, forms: Iterable[Mapping[str, Any]]) -> dict[str
         form_id = form.get("id")
         if form_id is None or str(form_id) == "":
             continue
+        questions = questions_of(form)
         rows[str(form_id)] = (key, str(form.get("page_id") or ""), str(form_id), _text(form.get("name")),
                               _text(form.get("status")), _text(form.get("locale")), _count(form.get("leads_count")),
-                              _count(form.get("expired_leads_count")))
+                              _count(form.get("expired_leads_count")),
+                              None if questions is None else json.dumps(questions, ensure_ascii=False))
     if not rows:
         return {}
     conn.stage("found_forms", _STAGE_COLUMNS, [rows[f] for f in sorted(rows)])
     conn.execute(
         "INSERT INTO distributor_forms (distributor, page_id, form_id, form_name, status, locale, leads_count, "
-        "expired_leads_count, discovered_at) SELECT distributor, page_id, form_id, form_name, status, locale, "
-        "leads_count, expired_leads_count, CURRENT_TIMESTAMP FROM found_forms ORDER BY form_id "
+        "expired_leads_count, questions, discovered_at) SELECT distributor, page_id, form_id, form_name, status, "
+        "locale, leads_count, expired_leads_count, questions, CURRENT_TIMESTAMP FROM found_forms ORDER BY form_id "
         "ON CONFLICT (distributor, form_id) DO UPDATE SET page_id = excluded.page_id, "
         "form_name = excluded.form_name, status = excluded.status, locale = excluded.locale, "
         "leads_count = COALESCE(excluded.leads_count, distributor_forms.leads_count), "
-        "expired_leads_count = COALESCE(excluded.expired_leads_count, distributor_forms.expired_leads_count)"
+        "expired_leads_count = COALESCE(excluded.expired_leads_count, distributor_forms.expired_leads_count), "
+        "questions = COALESCE(excluded.questions, distributor_forms.questions)"
     )
     return {form_id: (row[1] or None) for form_id, row in rows.items()}
 
@@ -111,3 +138,21 @@ def owned_form_details(conn: Conn, key: str) -> list[dict[str, Any]]:
          "claimed_at": r["claimed_at"].isoformat() if r["claimed_at"] is not None else None}
         for r in _owned_rows(conn, key)
     ]
+
+
+def form_details(wh: Warehouse, key: str, form_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """``{form_id: {"name", "questions"}}`` of ``key``'s recorded forms among ``form_ids`` (one read), for showing a
+    lead's answers under the questions the form asked; a form never discovered is absent, ``questions`` None when
+    its discovery predates them."""
+    ids = sorted({str(f) for f in form_ids if f})
+    if not ids:
+        return {}
+    with wh.transaction(read_only=True) as conn:
+        rows = conn.query(
+            f"SELECT form_id, form_name, CAST(questions AS TEXT) AS questions FROM distributor_forms "
+            f"WHERE distributor = ? AND form_id IN ({', '.join('?' for _ in ids)})", [key, *ids])
+    out = {}
+    for r in rows:
+        questions = json.loads(r["questions"]) if r["questions"] else None
+        out[r["form_id"]] = {"name": r["form_name"], "questions": questions if isinstance(questions, list) else None}
+    return out
