@@ -232,6 +232,9 @@ def test_a_token_failure_fails_the_run_once_without_retries(monkeypatch, simulat
         failure = run.get_step_failure_events()[0].step_failure_data
         assert box.keys[0] in failure.error.message and "expired" in failure.error.message.lower()
         assert token not in failure.error.message
+        # The distributor backs off (issue 15): the failure says until when, and shows its health.
+        assert "back off: next try at" in failure.error.message
+        assert failure.user_failure_data.metadata["health/state"].value == "backing_off"
         assert not [e for e in run.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
         assert not run.get_asset_materialization_events()
     with box.wh.transaction(read_only=True) as conn:
@@ -251,13 +254,16 @@ def test_sync_job_and_marts_through_dagster_equal_the_manifest(monkeypatch, simu
             checks = {c.check_name: c.passed for c in run.get_asset_check_evaluations()}
             # Only the cheap blocking checks run with a sync; the table-wide ones have their own job.
             assert checks == {"leads_meta_lead_id_unique": True, "leads_required_fields_present": True}
+            shown = _materializations(run)["raw_leads"].metadata  # the distributor's health (issue 15)
+            assert shown["health/state"].value == "ok" and shown["health/next_sync"].value.startswith("in ")
         assert box.stored() == box.expected()
         marts = definitions.resolve_job_def("marts_job").execute_in_process(instance=instance)
         assert marts.success
         quality = definitions.resolve_job_def("leads_quality_job").execute_in_process(instance=instance)
         evaluations = {c.check_name: c for c in quality.get_asset_check_evaluations()}
         assert set(evaluations) == {"leads_contact_validity", "leads_freshness_per_distributor",
-                                    "leads_form_completeness", "leads_expectation_suite"}
+                                    "leads_form_completeness", "leads_expectation_suite", "leads_speed_to_lead",
+                                    "distributors_sync_health"}
         assert all(c.passed for c in evaluations.values()), {n: c.metadata for n, c in evaluations.items()}
         assert evaluations["leads_form_completeness"].metadata["forms_checked"].value == sum(
             len(p["forms"]) for p in box.manifest()["pages"])

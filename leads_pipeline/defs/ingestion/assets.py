@@ -11,7 +11,13 @@ Outcomes:
 - partial (a Page or form could not be read; the others were): the same materialisations with ``partial: true``
   and the ``failures`` (id, Meta's message, what to do), a warning per failure, and the run tagged
   ``leads/sync_status=partial`` so that it stands out in the Runs list;
-- failed (the token or its permissions): ``dg.Failure`` without retries, since retrying cannot fix a token.
+- failed (the token or its permissions): ``dg.Failure`` without retries, since retrying cannot fix a token; the
+  distributor backs off (its next scheduled sync is pushed out, then paused: ``lib/distributors/health.py``), and the
+  failure's metadata says until when.
+
+Every outcome carries the distributor's health (``health/state``, ``health/next_sync``, ``health/last_success``,
+``health/leads_24h``), the same summary as the console's Distributors page and the ``distributors_sync_health``
+check.
 """
 
 
@@ -29,6 +35,7 @@ from leads_pipeline.defs.ingestion.report import (
 )
 from leads_pipeline.defs.partitions import distributors_partitions
 from leads_pipeline.defs.resources import GraphApiResource, WarehouseResource
+from leads_pipeline.lib.distributors import health
 from leads_pipeline.lib.ingest.sync import sync_distributor
 
 # An exception the sync did not turn into a result (e.g. the warehouse was unreachable) gets two more attempts.
@@ -62,6 +69,19 @@ _DESCRIPTIONS = {
 }
 
 
+def _health_metadata(wh, key: str) -> dict:
+    """The distributor's health after the run, as metadata (empty when it cannot be read: never fails the run)."""
+    try:
+        h = health.summary(wh, key)
+    except Exception:  # noqa: BLE001 - the sync's own outcome matters more than its health summary
+        return {}
+    if h is None:
+        return {}
+    return {"health/state": h.state, "health/status": h.status, "health/next_sync": h.next_sync,
+            "health/last_success": h.last_success_at.isoformat() if h.last_success_at else "never",
+            "health/leads_24h": h.leads_24h}
+
+
 def _specs() -> list[dg.AssetSpec]:
     """The three tables one sync writes (built in a function: a module-level AssetSpec would also be loaded as an
     external asset of the same key)."""
@@ -90,13 +110,15 @@ def sync_leads(context: dg.AssetExecutionContext, warehouse: WarehouseResource, 
     context.instance.add_run_tags(context.run.run_id, {SYNC_STATUS_TAG: result.status})
     for warning in problems(key, result):
         context.log.warning(warning)
+    state = _health_metadata(wh, key)
     if result.status == "failed":
         raise dg.Failure(
             description=f"Distributor {key}: {result.message}",
-            metadata={"sync_id": result.sync_id, "failures": dg.MetadataValue.json(list(result.failures or []))},
+            metadata={"sync_id": result.sync_id, "failures": dg.MetadataValue.json(list(result.failures or [])),
+                      **state},
             allow_retries=False,
         )
     context.log.info(f"{key}: {result.message}")
-    metadata = sync_metadata(result, partition_counts(wh, key, detail=True))
+    metadata = sync_metadata(result, partition_counts(wh, key, detail=True), extra=state)
     for asset in ASSETS:
         yield dg.MaterializeResult(asset_key=asset, metadata=metadata[asset])

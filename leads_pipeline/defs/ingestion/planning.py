@@ -8,6 +8,8 @@ Computed once per tick by ``sync_due_sensor`` (``sensors.py``), for both jobs:
   process so that a run's fixed cost of seconds is shared (``batch.py``, docs/scale.md).
 
 Distributors that a queued or running sync already covers are left out, so a distributor is never in two runs.
+So are distributors backing off or paused after token/permission failures (``lib/distributors/health.py``): a broken
+token no longer fails a run every interval; its next try is pushed out, then paused until the operator acts.
 A distributor whose interval ends before the *next* tick is synced at this one (``TICK_SLACK``): runs start a few
 seconds after their tick, so without the slack a 5-minute interval would be served every 6 minutes (measured in the
 soak, docs/scale.md). With it a sync is at most one tick early and never a tick late.
@@ -20,6 +22,7 @@ from datetime import datetime, timedelta
 
 import dagster as dg
 
+from leads_pipeline.lib.distributors import health
 from leads_pipeline.lib.distributors import registry as distributors
 from leads_pipeline.lib.warehouse import Warehouse
 
@@ -117,6 +120,7 @@ class DuePlan:
     singles: list[str] = field(default_factory=list)
     batches: list[list[str]] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)
+    held: dict[str, str] = field(default_factory=dict)  # backing off / paused: key → why
 
 
 def plan_due(instance: dg.DagsterInstance, wh: Warehouse, now: datetime) -> DuePlan:
@@ -124,8 +128,10 @@ def plan_due(instance: dg.DagsterInstance, wh: Warehouse, now: datetime) -> DueP
     known = set(instance.get_dynamic_partitions("distributors"))
     in_flight = distributors_in_flight(instance)
     candidates = [key for key in distributors.due_for_sync(wh, now + TICK_SLACK) if key in known]
+    held = health.held_back(wh, candidates, now + TICK_SLACK)
+    candidates = [key for key in candidates if key not in held]
     due = [key for key in candidates if key not in in_flight]
-    plan = DuePlan(due=due, busy=[key for key in candidates if key in in_flight])
+    plan = DuePlan(due=due, busy=[key for key in candidates if key in in_flight], held=held)
     if len(due) <= batch_threshold():
         plan.singles = due
     else:

@@ -66,6 +66,10 @@ def sync_due_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseRes
     # Run keys are remembered forever: the tick's time (ticks are at least a minute apart) makes them unique.
     tick = now.strftime("%Y%m%dT%H%M%S")
     busy = f" ({len(plan.busy)} already in a queued or running sync)" if plan.busy else ""
+    if plan.held:  # token/permission failures: backing off or paused (lib/distributors/health.py)
+        held = sorted(plan.held.items())
+        more = f" and {len(held) - 10} more" if len(held) > 10 else ""
+        busy += " (held back: " + ", ".join(f"{k} {why}" for k, why in held[:10]) + more + ")"
     if not plan.due:
         return dg.SkipReason(f"No distributor is due for a sync{busy}.")
     if plan.singles:

@@ -140,3 +140,27 @@ def new_lead_notifications(warehouse: WarehouseResource) -> dg.MaterializeResult
             "smtp_configured": bool(settings.host),
         }
     )
+
+
+@dg.asset(
+    deps=["leads", "lead_interactions"],
+    group_name="operations",
+    kinds={"email"},
+    automation_condition=(_AC.cron_tick_passed("0 7 * * *") & ~_AC.in_progress()).with_label("daily at 07:00 UTC"),
+    code_version="1",
+)
+def speed_to_lead_digest(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Daily at 07:00 UTC: one email per distributor (to its notify address, through `notification_outbox`) listing
+    the leads of the last 7 days still waiting past its speed-to-lead target (`distributors.speed_to_lead_minutes`),
+    longest wait first, with links to the console. Once per distributor and day, however often it runs; no contact
+    data in the email."""
+    from leads_pipeline.lib.distributors import speed_to_lead
+
+    wh = warehouse.get()
+    queued = speed_to_lead.enqueue_digests(wh)
+    settings = notifications.SmtpSettings()
+    sent = notifications.send_pending(wh, settings) if settings.host else None
+    return dg.MaterializeResult(
+        metadata={"queued": queued, "sent": sent.sent if sent else 0, "failed": sent.failed if sent else 0,
+                  "smtp_configured": bool(settings.host)}
+    )

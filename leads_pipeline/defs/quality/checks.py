@@ -7,6 +7,7 @@ import dagster as dg
 
 from leads_pipeline.defs.resources import WarehouseResource
 from leads_pipeline.lib import quality
+from leads_pipeline.lib.distributors import health, speed_to_lead
 
 # Below this share of leads with a valid email (or phone), a distributor's forms probably changed: warn.
 MIN_CONTACT_SHARE = 0.8
@@ -113,15 +114,73 @@ def leads_expectation_suite(warehouse: WarehouseResource) -> dg.AssetCheckResult
     )
 
 
+@dg.asset_check(
+    asset="leads",
+    description="Speed to lead: no lead of the last 7 days waits past its distributor's target for a first contact "
+    "(`distributors.speed_to_lead_minutes`, default 60; set it with `leads-pipeline distributors update KEY "
+    "--speed-to-lead MINUTES`). WARN names each distributor, its open breaches and the longest wait; a daily digest "
+    "email lists the leads (`speed_to_lead_digest`).",
+)
+def leads_speed_to_lead(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    rows = speed_to_lead.summary(warehouse.get())
+    late = [r for r in rows if r["open_breaches"]]
+    table = "\n".join(
+        [("| distributor | target | leads (7 d) | contacted | within target | median min to contact | waiting past "
+          "target | longest wait (min) |"), "|---|---|---|---|---|---|---|---|"]
+        + [f"| {r['distributor']} | {r['target_minutes']} min | {r['leads']} | {r['contacted']} | "
+           f"{r['contacted_within_target']} | {r['median_minutes_to_first_contact'] if r['median_minutes_to_first_contact'] is not None else '-'} | "
+           f"{r['open_breaches']} | {r['longest_wait_minutes'] if r['longest_wait_minutes'] is not None else '-'} |"
+           for r in rows]
+    )
+    return dg.AssetCheckResult(
+        passed=not late,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=("Leads waiting past the speed-to-lead target: " + "; ".join(
+            f"{r['distributor']}: {r['open_breaches']} (target {r['target_minutes']} min, longest wait "
+            f"{r['longest_wait_minutes']} min)" for r in late)) if late
+        else f"No lead of the last {speed_to_lead.LOOKBACK_DAYS} days waits past its target.",
+        metadata={"breaches": dg.MetadataValue.json({r["distributor"]: r["open_breaches"] for r in late}),
+                  "per_distributor": dg.MetadataValue.md(table)},
+    )
+
+
+@dg.asset_check(
+    asset="raw_leads",
+    description="Sync health per distributor: none is failing, backing off or paused after token/permission "
+    "failures. The metadata shows every distributor's state, last success, last error (in words), leads in the "
+    "last 24 h and next sync — as the console's Distributors page and `leads-pipeline distributors list` do.",
+)
+def distributors_sync_health(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    found = health.summaries(warehouse.get())
+    bad = [h for h in found if h.state in ("failing", "backing_off", "paused")]
+
+    def cell(text: object) -> str:
+        return str(text if text is not None else "-").replace("|", "/").replace("\n", " ")
+
+    table = "\n".join(
+        ["| distributor | state | last success | last error | leads 24 h | next sync |", "|---|---|---|---|---|---|"]
+        + [f"| {h.key} | {h.state} | {cell(h.last_success_at and h.last_success_at.isoformat(timespec='minutes'))} | "
+           f"{cell(h.last_error)} | {h.leads_24h} | {cell(h.next_sync)} |" for h in found]
+    )
+    return dg.AssetCheckResult(
+        passed=not bad,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(f"{h.key} {h.state.replace('_', ' ')}: {h.last_error or h.status}" for h in bad)
+        if bad else f"All {len(found)} distributor(s) healthy (or disabled / not synced yet).",
+        metadata={"unhealthy": dg.MetadataValue.json({h.key: h.state for h in bad}),
+                  "distributors": dg.MetadataValue.md(table)},
+    )
+
+
 # Checks over the whole table: too costly for every sync run, so they run on their own (see the schedule below).
 TABLE_WIDE_CHECKS = [leads_contact_validity, leads_freshness_per_distributor, leads_form_completeness,
-                     leads_expectation_suite]
+                     leads_expectation_suite, leads_speed_to_lead, distributors_sync_health]
 
 leads_quality_job = dg.define_asset_job(
     name="leads_quality_job",
     selection=dg.AssetSelection.checks(*TABLE_WIDE_CHECKS),
     description="The table-wide data-quality checks on `leads`: contact shares, freshness, form completeness, "
-    "Great Expectations.",
+    "Great Expectations, speed to lead; and the distributors' sync health.",
 )
 
 

@@ -17,6 +17,13 @@ row before either records it.
 The email carries what staff need to pick the lead up — name, form, created time and a link to the console
 (``LEADS_CONSOLE_URL``) — and no email address, phone number or answers.
 
+The same outbox carries operator notices (``kind``): a distributor's token/permission failure (once per failure
+episode, :mod:`leads_pipeline.lib.distributors.health`) and the daily speed-to-lead digest
+(:mod:`leads_pipeline.lib.distributors.speed_to_lead`). They are queued with :func:`enqueue_notice` under a key of
+their own in ``meta_lead_id`` (``sync-failure:…``, ``speed-to-lead:…``; never a lead id), so the unique
+``(meta_lead_id, recipient)`` sends each notice once however often it is queued, and they are always sent alone,
+never folded into a digest of new leads.
+
 Settings (environment variables, or ``.env``): ``LEADS_SMTP_HOST`` (empty: nothing is sent, rows stay queued),
 ``LEADS_SMTP_PORT`` (587; 465 means implicit TLS), ``LEADS_SMTP_USER``, ``LEADS_SMTP_PASSWORD`` (secret),
 ``LEADS_SMTP_FROM``, ``LEADS_SMTP_STARTTLS`` (true), ``LEADS_SMTP_TIMEOUT_SECONDS`` (20), ``LEADS_CONSOLE_URL``.
@@ -66,7 +73,8 @@ class SmtpSettings(BaseSettings):
 class ConsoleSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEADS_", env_file=".env", extra="ignore")
 
-    console_url: str = Field("http://localhost:8000", description="Base URL of the staff console, for email links.")
+    console_url: str = Field("http://localhost:8000/console",
+                             description="Base URL of the staff console (its /console path included), for email links.")
 
 
 @dataclass
@@ -104,8 +112,16 @@ WHERE d.notify_email IS NOT NULL AND trim(d.notify_email) <> ''
   AND NOT EXISTS (SELECT 1 FROM notification_outbox o WHERE o.meta_lead_id = l.meta_lead_id)"""
 
 
-def _recipients(notify_email: str) -> list[str]:
-    return [a for a in re.split(r"[,;\s]+", notify_email.strip()) if "@" in a]
+#: ``notification_outbox.kind`` of a new-lead email; every other kind is an operator notice, sent on its own.
+NEW_LEAD = "new_lead"
+
+
+def recipients(notify_email: str | None) -> list[str]:
+    """The addresses of a ``notify_email`` (one, or several separated by commas, semicolons or spaces)."""
+    return [a for a in re.split(r"[,;\s]+", (notify_email or "").strip()) if "@" in a]
+
+
+_recipients = recipients
 
 
 def _lead_name(r: dict[str, Any]) -> str:
@@ -169,6 +185,24 @@ def enqueue_new_leads(wh: Warehouse, *, max_age_hours: float = 72.0, console_url
     return added
 
 
+def enqueue_notice(conn: Any, *, key: str, kind: str, distributor: str, notify_email: str | None, subject: str,
+                   body: str) -> int:
+    """Queue an operator notice (``kind`` other than ``new_lead``) to each address of ``notify_email``, in the
+    caller's transaction; ``key`` makes it once-only (a notice already queued under that key to an address is not
+    queued again). Returns the rows added. The body must hold no contact data of any lead."""
+    if kind == NEW_LEAD:
+        raise ValueError("enqueue_notice is for operator notices; new-lead emails come from enqueue_new_leads")
+    added = 0
+    for recipient in recipients(notify_email):
+        added += max(0, int(conn.execute(
+            "INSERT INTO notification_outbox (meta_lead_id, distributor, recipient, subject, body, status, attempts, "
+            "created_at, kind) VALUES (?, ?, ?, ?, ?, 'pending', 0, CURRENT_TIMESTAMP, ?) "
+            "ON CONFLICT (meta_lead_id, recipient) DO NOTHING",
+            [key, distributor, recipient, subject, body, kind],
+        ) or 0))
+    return added
+
+
 # ------------------------------------------------------------------------------------------------------- send
 
 
@@ -222,13 +256,14 @@ def _deliver(smtp: SmtpSettings, rows: list[dict[str, Any]], digest: bool, resul
         result.errors.append(f"SMTP {smtp.host}:{smtp.port}: {err}")
         return {r["id"]: err for r in rows}
     try:
+        alone = [r for r in rows if not digest or r.get("kind", NEW_LEAD) != NEW_LEAD]  # notices: never digested
+        batches = [(r["recipient"], r["subject"], r["body"], [r]) for r in alone]
         if digest:
             groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
             for r in rows:
-                groups[(r["distributor"], r["recipient"])].append(r)
-            batches = [(g[0]["recipient"], *_digest(g), g) for g in groups.values()]
-        else:
-            batches = [(r["recipient"], r["subject"], r["body"], [r]) for r in rows]
+                if r.get("kind", NEW_LEAD) == NEW_LEAD:
+                    groups[(r["distributor"], r["recipient"])].append(r)
+            batches += [(g[0]["recipient"], *_digest(g), g) for g in groups.values()]
         for recipient, subject, body, members in batches:
             try:
                 client.send_message(_message(smtp, recipient, subject, body))
@@ -270,7 +305,7 @@ def send_pending(
             )
             rows = conn.query(
                 """SELECT o.id, o.meta_lead_id, o.distributor, d.name AS distributor_name, o.recipient, o.subject,
-                          o.body, o.attempts
+                          o.body, o.attempts, o.kind
                    FROM notification_outbox o LEFT JOIN distributors d ON d.key = o.distributor
                    WHERE o.status = 'pending'
                    ORDER BY o.id

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from leads_pipeline.lib.distributors import ownership
+from leads_pipeline.lib.distributors import health, ownership
 from leads_pipeline.lib.distributors import registry as distributor_registry
 from leads_pipeline.lib.distributors.forms import form_limit_warnings
 from leads_pipeline.lib.graph import ClientFactory, GraphError, settings_factory
@@ -61,4 +61,6 @@ def test_connection(wh: Warehouse, key: str, *, settings: Settings | None = None
         message += " Not readable: " + "; ".join(listing.errors) + "."
     if warnings:
         message += " " + "; ".join(warnings) + "."
+    if health.clear(wh, key, by="connection test"):  # the token works again: scheduled syncs resume
+        message += " Scheduled syncs resume (they were backing off or paused after token/permission failures)."
     return {"success": True, "message": message}

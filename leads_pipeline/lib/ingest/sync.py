@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from leads_pipeline.lib.distributors import ownership
+from leads_pipeline.lib.distributors import health, ownership
 from leads_pipeline.lib.distributors import registry as distributor_registry
 from leads_pipeline.lib.graph import (
     ClientFactory,
@@ -104,12 +104,19 @@ class _Run:
         self.stored = ProcessResult()
         self.ok_units = 0  # Pages listed and forms / lead batches read without failure
         self.fatal: str | None = None
+        # Token/permission failures (the distributor's back-off, lib/distributors/health.py): the fatal one, or the
+        # forms Meta refused for a permission (and how many forms were read through).
+        self.auth_error: str | None = None
+        self.forms_read = 0
+        self.forms_denied: list[str] = []
 
     def add(self, done: ProcessResult, landed: int = 0) -> None:
         self.stored = self.stored + done
         self.result.landed += landed
 
     def fail(self, kind: str, object_id: str, exc: GraphError) -> None:
+        if health.is_auth_failure(exc):
+            self.forms_denied.append(exc.user_message)
         entry, line = failure(kind, object_id, exc)
         self.result.failures.append(entry)
         self.result.errors.append(line)
@@ -196,11 +203,14 @@ def _execute(run: _Run, dist: Any, s: Settings, factory: ClientFactory,
                 _sync_leads(run, client, wanted, gone)
         except DistributorFailure as exc:
             run.fatal = exc.user_message
+            run.auth_error = health.note_for(exc)
         finally:
             result.graph_requests += client.request_count
             client.close()
     _conclude(run, warnings)
-    finish_run(run.wh, result)
+    with run.wh.session():  # one open for the health bookkeeping and the run's row
+        _record_health(run)
+        finish_run(run.wh, result)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -332,12 +342,14 @@ def _handle(run: _Run, item: tuple, fetched_by_form: dict[str, int]) -> bool:
     if kind == "error":
         if is_final(payload, source.derived):
             run.fatal = payload.user_message
+            run.auth_error = health.note_for(payload)
             run.result.errors.append(f"form {source.form_id}: {payload}")
         else:
             run.fail("form", source.form_id, payload)
         return False
     if kind == "done":
         run.ok_units += 1
+        run.forms_read += 1
         return False
     leads = payload
     run.result.fetched += len(leads)
@@ -382,8 +394,8 @@ def _sync_leads(run: _Run, client: GraphClient, wanted: list[tuple[str, str | No
     run.result.graph_requests += fetch.graph_requests
     run.result.errors.extend(fetch.errors)
     run.ok_units += fetch.ok_groups
-    if fetch.fatal:
-        run.fatal = fetch.fatal
+    if fetch.fatal:  # only ever the distributor's own token failing (by_id.fetch)
+        run.fatal = run.auth_error = fetch.fatal
     outcomes = {lead_id: LeadOutcome("deleted", None) for lead_id in gone}
     outcomes.update(fetch.outcomes)
     run.result.fetched = len(fetch.leads)
@@ -407,3 +419,20 @@ def _sync_leads(run: _Run, client: GraphClient, wanted: list[tuple[str, str | No
 def _conclude(run: _Run, warnings: list[str]) -> None:
     """Status, counts and message of the run (see :func:`~leads_pipeline.lib.ingest.runs.conclude`)."""
     conclude(run.result, run.stored, key=run.key, fatal=run.fatal, ok_units=run.ok_units, warnings=warnings)
+
+
+def _record_health(run: _Run) -> None:
+    """The distributor's back-off (lib/distributors/health.py): a token/permission failure — the token's own, or
+    every form refused for a permission with nothing read — pushes its next scheduled sync out (the run's message
+    says until when); a run that read with the token ends a back-off. Never fails the run."""
+    result = run.result
+    auth = run.auth_error
+    if auth is None and run.forms_denied and not run.forms_read and not result.fetched and result.status != "success":
+        auth = run.forms_denied[0]
+    try:
+        note = health.record_run(run.wh, run.key, status=result.status, auth_error=auth)
+    except Exception as exc:  # noqa: BLE001 - the run's own row matters more than its health bookkeeping
+        log.warning("distributor %s: recording its health failed (%s)", run.key, type(exc).__name__)
+        return
+    if note:
+        result.message = f"{result.message} {note}"
