@@ -21,6 +21,7 @@ def main(verbose: bool) -> None:
 def _register() -> None:
     # Imported here, after ``main`` exists, with plain imports: what the CLI offers is what this list names.
     from leads_pipeline.commands import (
+        capi,
         contacts,
         demo,
         distributors,
@@ -39,7 +40,7 @@ def _register() -> None:
 
     for command in (simulator.simulator, distributors.distributors, sync.test_connection, sync.sync, stats.stats,
                     demo.demo, demo.dev, leads.lead, leads.leads, users.users, contacts.contacts, importer.import_,
-                    serve.serve, webhooks.webhooks, keys.keys, privacy.privacy, rejected.rejected):
+                    serve.serve, webhooks.webhooks, keys.keys, privacy.privacy, rejected.rejected, capi.capi):
         main.add_command(command)
 
 

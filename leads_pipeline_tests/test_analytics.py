@@ -153,6 +153,67 @@ def test_conversion_funnel_by_hand(scripted):
     assert r["rate_converted"] == pytest.approx(1.0)
 
 
+def add_conversion_event(conn, lead_id, stage, status, distributor="d1", at=WEEK_A):
+    """A row of the Conversions API outbox (migration 13), with only the columns of the D1/D2 contract."""
+    row = {"event_id": f"{distributor}:{lead_id}:{stage}:{at.isoformat()}", "distributor": distributor,
+           "meta_lead_id": lead_id, "stage": stage, "event_name": stage.title(), "event_time": at, "status": status,
+           "attempts": 0 if status == "pending" else 1, "last_error": "Invalid Lead ID" if status == "failed" else None,
+           "created_at": at, "sent_at": at + h(1) if status == "sent" else None,
+           "batch_id": "b1" if status in ("sent", "failed") else None}
+    names = ", ".join(row)
+    conn.execute(f"INSERT INTO conversion_events ({names}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+
+
+def _docs_query(title: str) -> str:
+    """The SQL block that follows the paragraph starting with ``title`` in docs/analytics.md."""
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "docs" / "analytics.md").read_text("utf-8")
+    after = text[text.index(title):]
+    return after[after.index("```sql") + len("```sql"):].split("```", 1)[0]
+
+
+def test_funnel_stages_reported_to_meta_by_hand(scripted):
+    """Only stages Meta accepted (status 'sent') count, per group of the lead; a lead's several stages all count, the
+    other figures of the group are not multiplied by the join, and an event of a lead no longer in `leads` counts
+    nowhere. The per-distributor query of docs/analytics.md gives the hand-counted totals."""
+    analytics.refresh_conversion_funnel(scripted)
+    assert {k: r["stages_reported_to_meta"] for k, r in _funnel(scripted).items()} == dict.fromkeys(_funnel(scripted),
+                                                                                                    0)
+    a, b = WEEK_A, WEEK_B
+    with scripted.transaction() as conn:
+        for stage, status in (("new", "sent"), ("assigned", "sent"), ("contacted", "sent"), ("converted", "pending")):
+            add_conversion_event(conn, "L4", stage, status, at=a + h(len(stage)))  # 3 sent
+        for stage, status in (("new", "sent"), ("assigned", "failed"), ("contacted", "expired")):
+            add_conversion_event(conn, "L3", stage, status)  # 1 sent
+        add_conversion_event(conn, "L2", "new", "sent")
+        add_conversion_event(conn, "L2", "assigned", "sent")  # 2 sent
+        add_conversion_event(conn, "L6", "new", "sent")
+        add_conversion_event(conn, "L6", "rejected", "sent")  # 2 sent, group (d1, f1, c2, A)
+        for k, stage in enumerate(("new", "assigned", "contacted", "rejected", "assigned")):  # reopened: 5 sent
+            add_conversion_event(conn, "L7", stage, "sent", at=b + h(k))
+        add_conversion_event(conn, "L8", "new", "pending")  # 0 sent
+        add_conversion_event(conn, "L10", "new", "sent", distributor="d2")
+        add_conversion_event(conn, "L10", "converted", "sent", distributor="d2")  # 2 sent
+        add_conversion_event(conn, "L99", "new", "sent")  # no such lead (deleted): nowhere
+    assert analytics.refresh_conversion_funnel(scripted) == 5
+    f = _funnel(scripted)
+    wa, wb = date(2026, 6, 1), date(2026, 6, 8)
+    assert {k: r["stages_reported_to_meta"] for k, r in f.items()} == {
+        ("d1", "f1", "c1", wa): 6, ("d1", "f1", "c2", wa): 2, ("d1", "f1", "c1", wb): 5, ("d1", "f1", "c2", wb): 0,
+        ("d2", "f2", None, wa): 2}
+    r = f[("d1", "f1", "c1", wa)]  # L1..L5, as in test_conversion_funnel_by_hand: the join multiplies nothing
+    assert (r["leads"], r["reached_assigned"], r["reached_contacted"], r["converted"], r["rejected"]) == (5, 4, 3, 1, 1)
+    assert r["median_hours_to_first_contact"] == pytest.approx(4.0)
+    assert r["p90_hours_to_first_contact"] == pytest.approx(5.6)
+
+    with scripted.transaction() as conn:
+        rows = conn.query(_docs_query("Stages reported to Meta per distributor"))
+    got = {r["distributor"]: (r["leads"], r["assigned"], r["contacted"], r["converted"], r["stages_reported_to_meta"],
+                              float(r["stages_per_lead"])) for r in rows}
+    assert got == {"d1": (9, 6, 5, 1, 13, 1.44), "d2": (1, 1, 1, 1, 2, 2.0)}
+
+
 def test_funnel_medians_on_a_known_set(warehouse):
     with warehouse.transaction() as conn:
         for i, hours in enumerate([1, 2, 3, 10]):
@@ -196,45 +257,7 @@ def test_lead_daily_by_hand(scripted):
     assert sum(r["converted"] for r in rows) == 2 and sum(r["rejected"] for r in rows) == 2
 
 
-def _scores(wh):
-    with wh.transaction() as conn:
-        rows = conn.query("SELECT * FROM lead_scores")
-    return {r["meta_lead_id"]: {**r, "reasons": json.loads(r["reasons"])} for r in rows}
-
-
-def test_lead_scores_and_reasons(warehouse):
-    with warehouse.transaction() as conn:
-        add_lead(conn, "S1", email="a@x.com", phone="+905321234567", full_name="Ayşe Y", is_organic=False,
-                 campaign_id="c1", first_contacted_at=WEEK_A + h(0.5),
-                 custom_fields={"what_is_your_budget?": ["$10k-$50k"], "which_treatment_are_you_interested_in?":
-                                ["hair transplant"], "preferred_city": ["Istanbul"]})
-        add_lead(conn, "S2", email="b@x.com", is_organic=True)
-        add_lead(conn, "S3", phone="+905321234568", full_name="Can", first_contacted_at=WEEK_A + h(5),
-                 custom_fields={"budget": [""], "_invalid_email": ["foo@"], "notes": ["call after 6"]})
-        add_event(conn, "S2", "call", WEEK_A + h(30), direction="outbound")  # contacted, but after 24 h
-    assert analytics.refresh_lead_scores(warehouse) == 3
-    s = _scores(warehouse)
-
-    assert (s["S1"]["score"], s["S1"]["grade"]) == (100, "A")
-    assert [r["rule"] for r in s["S1"]["reasons"]] == [
-        "valid_email", "valid_phone", "name_given", "answers_complete", "budget_answered", "interest_answered",
-        "paid_campaign", "contacted_within_1h"]
-    assert sum(r["points"] for r in s["S1"]["reasons"]) == 100
-    assert all(r["detail"] for r in s["S1"]["reasons"])
-
-    assert (s["S2"]["score"], s["S2"]["grade"]) == (15, "D")
-    assert s["S2"]["reasons"] == [{"rule": "valid_email", "points": 15, "detail": "valid email address"}]
-
-    # Empty budget answer and the parser's "_invalid_email" note are not answers; "notes" is one answer.
-    assert [r["rule"] for r in s["S3"]["reasons"]] == ["valid_phone", "name_given", "answers_partial",
-                                                        "contacted_within_24h"]
-    assert (s["S3"]["score"], s["S3"]["grade"]) == (35, "C")
-
-
-def test_score_rules_are_data():
-    assert sum(r.points for r in analytics.SCORE_RULES if r.rule not in ("answers_partial", "contacted_within_24h"))\
-        == 100
-    assert len({r.rule for r in analytics.SCORE_RULES}) == len(analytics.SCORE_RULES)
+# lead_scores (rules, grades, ranks, the spread on demo and benchmark data): test_scores.py.
 
 
 def test_person_links_across_distributors(warehouse):

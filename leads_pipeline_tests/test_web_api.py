@@ -14,13 +14,14 @@ from leads_pipeline.lib.warehouse.migrations import MIGRATIONS
 from leads_pipeline.lib import crm
 from leads_pipeline.web import auth
 from leads_pipeline_tests.test_web_support import SECRET_TOKEN, World, client, login, seed_world
+from leads_pipeline_tests.conftest import premigrated
 
 
 @pytest.fixture
 def world(monkeypatch, duckdb_url) -> World:
     from leads_pipeline.lib.warehouse import Warehouse
 
-    wh = Warehouse(duckdb_url)
+    wh = Warehouse(premigrated(duckdb_url))
     wh.migrate()
     return seed_world(monkeypatch, wh)
 
@@ -242,7 +243,7 @@ BAD_INPUT = [
     ("POST", "/api/leads/{new}/note", {"json": {"text": "a\u0000b"}}, 400, "invalid_input", "NUL"),
     ("POST", "/api/leads/{new}/assign", {"json": {"user": "ghost@example.com"}}, 400, "unknown_user", "ghost"),
     ("POST", "/api/leads/{new}/interactions", {"json": {"kind": "sms", "outcome": "answered"}}, 400,
-     "invalid_input", "Outcome of a sms"),
+     "invalid_input", "Outcome of an SMS"),
     ("POST", "/api/leads/{new}/interactions", {"json": {"kind": "call", "outcome": "answered",
                                                         "occurred_at": "yesterday"}}, 400, "invalid_input",
      "not a date"),

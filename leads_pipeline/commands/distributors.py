@@ -77,8 +77,22 @@ def add(name, token, token_stdin, page_ids, form_ids, region, interval, notify_e
 
 @distributors.command("list")
 def list_() -> None:
-    """Every distributor as JSON (tokens never shown; only their fingerprints)."""
-    echo_json([d.to_dict() for d in registry.list_all(warehouse())])
+    """Every distributor as JSON with its health: state, last success, last error, leads in 24 h, next sync (tokens
+    never shown; only their fingerprints)."""
+    from leads_pipeline.lib.distributors import health
+
+    wh = warehouse()
+    found = {h.key: h for h in health.summaries(wh)}
+    out = []
+    for d in registry.list_all(wh):
+        h = found.get(d.key)
+        row = d.to_dict()
+        if h is not None:
+            row["speed_to_lead_minutes"] = h.speed_to_lead_minutes
+            row["health"] = {k: v for k, v in h.to_dict().items()
+                             if k not in ("key", "name", "enabled", "speed_to_lead_minutes")}
+        out.append(row)
+    echo_json(out)
 
 
 @distributors.command("update")
@@ -95,10 +109,26 @@ def list_() -> None:
 @click.option("--interval", type=int, help="Minutes between scheduled syncs.")
 @click.option("--notify-email", help="Notification address ('' removes it).")
 @click.option("--enable/--disable", "enabled", default=None, help="Include in (or leave out of) scheduled syncs.")
+@click.option("--speed-to-lead", "speed_to_lead", metavar="MINUTES|off",
+              help="Target minutes from a lead's arrival to its first contact (default 60; 'off': no target).")
+@click.option("--capi-dataset-id", help="Conversions API for CRM: the CRM dataset id from Events Manager; lead "
+              "stages go there ('' stops sending). See docs/conversions-api.md.")
+@click.option("--capi-token-stdin", is_flag=True, help="Read a token for the Conversions API from standard input "
+              "(default: the distributor's token).")
+@click.option("--clear-capi-token", is_flag=True, help="Send the events with the distributor's token again.")
+@click.option("--crm-name", help="The CRM name Meta shows as the events' source (lead_event_source).")
+@click.option("--capi-stage", "capi_stages", multiple=True, metavar="STATUS=EVENT",
+              help="Name the event of a status, e.g. converted=Purchase (repeatable; 'rejected=' does not send it).")
+@click.option("--capi-hashed-contacts/--no-capi-hashed-contacts", default=None,
+              help="Also send the lead's email and phone, SHA-256 hashed (off by default).")
+@click.option("--capi-test-event-code", help="Events Manager's test event code ('' removes it; never in production).")
 def update(key, name, token, token_stdin, page_ids, clear_page_ids, form_ids, clear_form_ids, region, interval,
-           notify_email, enabled) -> None:
+           notify_email, enabled, speed_to_lead, capi_dataset_id, capi_token_stdin, clear_capi_token, crm_name,
+           capi_stages, capi_hashed_contacts, capi_test_event_code) -> None:
     """Change a distributor; prints it as JSON."""
     changes: dict = {}
+    capi_changes = _capi_changes(token_stdin, capi_dataset_id, capi_token_stdin, clear_capi_token, crm_name,
+                                 capi_stages, capi_hashed_contacts, capi_test_event_code)
     value = _read_token(token, token_stdin, env=False)
     if value is not None:
         changes["token"] = value
@@ -120,13 +150,68 @@ def update(key, name, token, token_stdin, page_ids, clear_page_ids, form_ids, cl
         changes["notify_email"] = notify_email
     if enabled is not None:
         changes["enabled"] = enabled
-    if not changes:
+    if not changes and speed_to_lead is None and not capi_changes:
         fail("Nothing to change: see `leads-pipeline distributors update --help` for the options.")
+    from leads_pipeline.lib.distributors import speed_to_lead as speed
+
+    wh = warehouse()
     try:
-        changed = registry.update(warehouse(), key, actor=_actor(), **changes)
+        target = speed.clean_target(speed_to_lead) if speed_to_lead is not None else None
+        changed = registry.update(wh, key, actor=_actor(), **changes) if changes else registry.get(wh, key)
+        if speed_to_lead is not None:
+            target = speed.set_target(wh, key, target, actor=_actor())
+        else:
+            target = speed.speed_to_lead_targets(wh).get(key)
+        conversions = _configure_capi(wh, key, capi_changes) if capi_changes else None
     except (registry.DistributorError, SecretKeyError) as exc:
         fail(str(exc))
-    echo_json(changed.to_dict())
+    echo_json({**changed.to_dict(), "speed_to_lead_minutes": target,
+               **({"conversions_api": conversions} if conversions is not None else {})})
+
+
+def _capi_changes(token_stdin: bool, dataset_id: str | None, capi_token_stdin: bool, clear_capi_token: bool,
+                  crm_name: str | None, stages: tuple[str, ...], hashed: bool | None, test_code: str | None) -> dict:
+    """The Conversions API settings the options change (lib/capi), checked before anything is written."""
+    from leads_pipeline.lib.capi import config as capi_config
+
+    changes: dict = {}
+    if capi_token_stdin and (token_stdin or clear_capi_token):
+        fail("--capi-token-stdin reads standard input alone: not with --token-stdin or --clear-capi-token.")
+    if capi_token_stdin:
+        value = sys.stdin.read().strip()
+        if not value:
+            fail("--capi-token-stdin: nothing was read from standard input.")
+        changes["token"] = value
+    elif clear_capi_token:
+        changes["token"] = None
+    if dataset_id is not None:
+        changes["dataset_id"] = dataset_id
+    if crm_name is not None:
+        changes["crm_name"] = crm_name
+    if stages:
+        mapping = {}
+        for item in stages:
+            status, sep, event = item.partition("=")
+            if not sep:
+                fail(f"--capi-stage {item!r}: write STATUS=EVENT, e.g. converted=Converted ('rejected=' to leave "
+                     "it out).")
+            mapping[status.strip().lower()] = event.strip() or None
+        changes["stage_events"] = mapping
+    if hashed is not None:
+        changes["hashed_contacts"] = hashed
+    if test_code is not None:
+        changes["test_event_code"] = test_code
+    try:
+        capi_config.validate_changes(changes)
+    except capi_config.CapiConfigError as exc:
+        fail(str(exc))
+    return changes
+
+
+def _configure_capi(wh, key: str, changes: dict) -> dict:
+    from leads_pipeline.lib.capi import config as capi_config
+
+    return capi_config.configure(wh, key, actor=_actor(), **changes).to_dict()
 
 
 @distributors.command("remove")

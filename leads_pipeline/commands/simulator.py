@@ -27,11 +27,22 @@ def simulator() -> None:
 @click.option("--arrival-rate", type=float,
               help="New leads per minute; with it the clock follows wall time and leads keep arriving.")
 @click.option("--webhook-url", help="POST signed leadgen webhooks there as leads arrive.")
+@click.option("--sandbox", is_flag=True,
+              help="The demo's world (what `make demo` synced: its Pages, tokens, app secret and leads), with new "
+                   "leads arriving in real time: the simulator `make dev` runs, without the Dagster UI. The demo's "
+                   ".env points LEADS_GRAPH_BASE_URL at it (port 8765).")
 def serve(host: str, port: int, seed: int | None, scenario_file: str | None, pages: int | None,
           forms_per_page: int | None, leads_per_form: int | None, arrival_rate: float | None,
-          webhook_url: str | None) -> None:
+          webhook_url: str | None, sandbox: bool) -> None:
     """Serve the simulator until interrupted (Ctrl-C)."""
-    scenario = Scenario.from_json(scenario_file) if scenario_file else Scenario()
+    if sandbox and scenario_file:
+        raise click.BadParameter("--sandbox is the demo's scenario: give it or --scenario, not both")
+    if sandbox:
+        from leads_pipeline.commands.demo import sandbox_scenario
+
+        scenario = sandbox_scenario()
+    else:
+        scenario = Scenario.from_json(scenario_file) if scenario_file else Scenario()
     changes: dict = {} if seed is None else {"seed": seed}
     if pages is not None:
         changes["pages"] = pages
@@ -46,8 +57,8 @@ def serve(host: str, port: int, seed: int | None, scenario_file: str | None, pag
         scenario = scenario.replace(**changes)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    server = SimulatorServer(scenario, host=host, port=port, realtime=arrival_rate is not None,
-                             webhook_url=webhook_url)
+    realtime = arrival_rate is not None or sandbox
+    server = SimulatorServer(scenario, host=host, port=port, realtime=realtime, webhook_url=webhook_url)
     try:
         server.start()
     except OSError as exc:
@@ -58,8 +69,11 @@ def serve(host: str, port: int, seed: int | None, scenario_file: str | None, pag
                f"(seed {scenario.seed}: {scenario.pages} pages, {len(world.forms)} forms, {visible} leads)")
     click.echo(f"  Graph API base URL: {server.base_url}  (e.g. {server.base_url}/{scenario.api_version}/me/accounts)")
     click.echo(f"  Credentials and ground truth: curl -s {server.base_url}/__simulator/manifest")
-    if arrival_rate is not None:
-        click.echo(f"  New leads arrive in real time, about {arrival_rate:g} per minute.")
+    click.echo(f"  Conversions API datasets (one per page) and the events they accepted: "
+               f"curl -s '{server.base_url}/__simulator/datasets?events=1'")
+    if realtime:
+        click.echo(f"  New leads arrive in real time, about {scenario.arrival_rate:g} per minute "
+                   f"(more now: curl -s -X POST -d '{{\"leads\": 5}}' {server.base_url}/__simulator/advance).")
     else:
         click.echo(f"  More leads: curl -s -X POST -d '{{\"leads\": 10}}' {server.base_url}/__simulator/advance")
     if webhook_url:

@@ -10,7 +10,8 @@
 
 Control endpoints (never faulted): ``GET /__simulator/manifest``, ``POST /__simulator/advance``,
 ``GET|POST /__simulator/faults``, ``GET /__simulator/stats``, ``POST /__simulator/stats/reset``,
-``GET|POST|DELETE /__simulator/webhooks``, ``GET /__simulator/scenario``.
+``GET|POST|DELETE /__simulator/webhooks``, ``GET /__simulator/scenario``, ``GET|POST /__simulator/datasets``,
+``GET|DELETE /__simulator/datasets/{id}/events`` (the Conversions API's datasets and what they accepted).
 """
 
 from leads_pipeline.simulator.faults import FaultConfig

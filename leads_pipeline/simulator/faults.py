@@ -1,6 +1,8 @@
 """Fault injection: each fault by rate (seeded RNG, 0..1) and/or by schedule (explicit Graph request numbers).
 
-Request numbers count Graph API requests (never ``/__simulator/*``) from 1, starting again at every ``set_faults``.
+Request numbers count Graph API requests (never ``/__simulator/*``) from 1, starting again at every ``set_faults``;
+with ``count_routes_only`` only the requests of ``routes`` are counted (e.g. ``routes=["dataset_events"],
+transient_at=[1, 2]``: the next two Conversions API uploads fail, whatever else the client calls in between).
 A batch POST is one request; ``batch_null_items`` / ``batch_null_rate`` act on the items inside a batch.
 """
 
@@ -26,6 +28,7 @@ class FaultConfig:
 
     seed: int = 0
     routes: list[str] | None = None
+    count_routes_only: bool = False  # number only the requests of `routes` (the others are neither counted nor faulted)
     # Transient errors: code 1 / code 2 (JSON envelope, is_transient, HTTP 500) or an HTML 500 / 503 page.
     transient_rate: float = 0.0
     transient_at: list[int] = field(default_factory=list)
@@ -68,6 +71,8 @@ class FaultConfig:
             raise ValueError(f"unknown transient kinds {sorted(bad)}; use {TRANSIENT_KINDS}")
         if self.throttle_code not in THROTTLE_CODES:
             raise ValueError(f"throttle_code must be one of {THROTTLE_CODES}")
+        if self.count_routes_only and not self.routes:
+            raise ValueError("count_routes_only needs routes")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> FaultConfig:
@@ -124,6 +129,8 @@ class FaultEngine:
     def decide(self, route: str) -> Decision:
         with self._lock:
             cfg = self.config
+            if cfg.count_routes_only and cfg.routes is not None and route not in cfg.routes:
+                return Decision(self.count)
             self.count += 1
             n = self.count
             d = Decision(n)

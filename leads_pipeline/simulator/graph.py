@@ -15,6 +15,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from typing import Any
 
+from leads_pipeline.simulator import capi
 from leads_pipeline.simulator.faults import Decision
 from leads_pipeline.simulator.fields import FieldSpec, FieldsSyntaxError, parse_fields
 from leads_pipeline.simulator.messages import GraphHost, GraphRequest, GraphResponse
@@ -137,6 +138,7 @@ class _Ctx:
     tok: TokenInfo | None = None
     page_id: str | None = None
     leads_served: int = 0
+    trace: str = ""
 
 
 class GraphApp:
@@ -173,6 +175,8 @@ class GraphApp:
                 return "ad"
             if head in w.leads_by_id:
                 return "lead"
+            if head in w.datasets.by_id:
+                return "dataset"
             if head == w.app_id:
                 return "app"
             if head == w.user_id:
@@ -188,6 +192,9 @@ class GraphApp:
                 return "ad_leads" if isinstance(w.objects.get(head), Ad) else "leads"
             if edge in ("leadgen_forms", "subscribed_apps", "subscriptions"):
                 return edge
+            if edge == "events" and head not in w.objects and head not in w.leads_by_id and \
+                    head not in ("me", w.app_id, w.user_id):
+                return "dataset_events"  # a dataset, or an unknown id (100/33); a known page/form keeps 2500
         return "unknown"
 
     # --------------------------------------------------------------------------------------------------- entry --
@@ -202,7 +209,7 @@ class GraphApp:
         route = self.route_of(req.method, req.path)
         version, segs = self.split(req.path)
         ctx = _Ctx(req, version, segs)
-        trace = self.sim.next_trace_id()
+        trace = ctx.trace = self.sim.next_trace_id()
         try:
             if decision is not None and decision.transient in ("http_500", "http_503"):
                 status = 500 if decision.transient == "http_500" else 503
@@ -232,8 +239,9 @@ class GraphApp:
             data = json.dumps(body, separators=(",", ":")).encode()
         else:
             data = body.encode() if isinstance(body, str) else body
+        # A Conversions API answer carries its fbtrace_id in the body too: the header says the same.
         return GraphResponse(status, data, route, page_id=ctx.page_id, leads_served=ctx.leads_served,
-                             version=version)
+                             version=version, trace_id=ctx.trace if route == "dataset_events" else "")
 
     def _error_response(self, err: GraphError, trace: str, route: str, ctx: _Ctx, version: str | None,
                         throttle: tuple[int, int] | None = None) -> GraphResponse:
@@ -253,7 +261,10 @@ class GraphApp:
         if isinstance(obj, (Form, Ad)):
             return obj.page.id
         lead = self.world.leads_by_id.get(segs[0])
-        return lead.form.page.id if lead else None
+        if lead is not None:
+            return lead.form.page.id
+        dataset = self.world.datasets.get(segs[0])
+        return dataset.page_id if dataset else None
 
     # ---------------------------------------------------------------------------------------------------- auth --
 
@@ -318,6 +329,8 @@ class GraphApp:
         if route == "subscriptions":
             return self._subscriptions(ctx, decision)
         tok = self._auth(ctx, decision)
+        if route in ("dataset", "dataset_events"):
+            return self._dataset(ctx, tok, route)
         if method not in ("GET",) and route not in ("subscribed_apps",):
             raise object_missing(segs[0], method.lower())
         fields = self._fields(req)
@@ -679,6 +692,36 @@ class GraphApp:
         if not fields:
             return {"name": page.name, "id": page.id}
         return self._account_dict(page, fields, ctx)
+
+    # ------------------------------------------------------------------------------------- conversions api --
+
+    def _dataset(self, ctx: _Ctx, tok: TokenInfo, route: str) -> dict:
+        """``GET /{dataset}`` (id, name) and ``POST /{dataset}/events`` (Conversions API for CRM, see capi.py)."""
+        method = ctx.req.method
+        ds = self.world.datasets.get(ctx.segs[0])
+        if ds is None or (tok.kind == "page" and ds.page_id is not None and tok.page.id != ds.page_id):
+            raise object_missing(ctx.segs[0], method.lower())
+        ctx.page_id = ds.page_id
+        if route == "dataset":
+            if method != "GET":
+                raise object_missing(ds.id, method.lower())
+            return self._select({"id": ds.id, "name": ds.name}, self._fields(ctx.req), ("id", "name"))
+        if method != "POST":
+            raise object_missing(ds.id, method.lower())
+        received_at = int(self.sim.wall_time())
+        trace = ctx.trace
+        try:
+            data = capi.parse_data(ctx.req.params.get("data"))
+            notes = capi.validate(data, now=received_at, lead_created=self.world.lead_created)
+        except capi.EventRejected as exc:
+            self.world.datasets.reject(ds, exc, received_at=received_at, trace_id=trace)
+            raise GraphError(100, exc.message, subcode=exc.subcode, transient=False, user_title=exc.user_title,
+                             user_msg=exc.user_msg) from None
+        test_code = ctx.req.params.get("test_event_code") or None
+        self.world.datasets.record(ds, data, received_at=received_at, trace_id=trace, test_event_code=test_code,
+                                   notes=notes)
+        return {"events_received": len(data), "messages": [f"data[{i}]: {why}" for i, why in sorted(notes.items())],
+                "fbtrace_id": trace}
 
     # -------------------------------------------------------------------------------------------- webhooks etc --
 

@@ -248,6 +248,21 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(200, {"ok": True})
             if action == "webhooks" and method == "GET":
                 return self._json(200, sim.webhooks.stats() if sim.webhooks else {})
+            if action == "datasets" and method == "GET":
+                query = dict(urllib.parse.parse_qsl(url.query))
+                return self._json(200, {"datasets": sim.datasets(events=query.get("events") in ("1", "true"))})
+            if action == "datasets" and method == "POST":
+                return self._json(200, {"id": sim.create_dataset(str(data.get("name") or "CRM dataset"),
+                                                                  data.get("page_id"))})
+            parts = action.split("/")
+            if len(parts) == 3 and parts[0] == "datasets" and parts[2] == "events" and method in ("GET", "DELETE"):
+                if method == "DELETE":
+                    sim.clear_dataset(parts[1])
+                    return self._json(200, {"ok": True})
+                since = int(dict(urllib.parse.parse_qsl(url.query)).get("since") or 0)
+                return self._json(200, {"dataset_id": parts[1], "events": sim.dataset_events(parts[1], since)})
+        except LookupError as exc:
+            return self._json(404, {"error": str(exc)})
         except (TypeError, ValueError) as exc:
             return self._json(400, {"error": str(exc)})
         return self._json(404, {"error": f"unknown control endpoint {method} /__simulator/{action}"})

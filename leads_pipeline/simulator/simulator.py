@@ -9,6 +9,7 @@ import secrets
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -37,6 +38,8 @@ class Simulator:
         self._webhooks_from_subscription = False
         self._realtime: threading.Thread | None = None
         self._realtime_stop = threading.Event()
+        # The Conversions API's clock (its 7-day limit): real time, as CRMs stamp their events. Replaceable in tests.
+        self.wall_clock: Callable[[], float] = time.time
         self.reset_stats()
 
     # ------------------------------------------------------------------------------------------------- control --
@@ -51,6 +54,32 @@ class Simulator:
         new = self.world.advance(seconds=seconds, leads=leads)
         self._announce(new)
         return [lead.id for lead in new if lead.id is not None]
+
+    def datasets(self, *, events: bool = True) -> list[dict[str, Any]]:
+        """Conversions API datasets and what each accepted (``events=False``: counts only)."""
+        return self.world.datasets.summaries(events=events)
+
+    def create_dataset(self, name: str = "CRM dataset", page_id: str | None = None) -> str:
+        """A new dataset (``page_id``: only that page's token, or the user token, may post to it); its id."""
+        if page_id is not None and not any(p.id == page_id for p in self.world.pages):
+            raise ValueError(f"unknown page {page_id}")
+        return self.world.datasets.create(name, page_id).id
+
+    def dataset_events(self, dataset_id: str, since: int = 0) -> list[dict[str, Any]]:
+        """Every event a dataset accepted after sequence number ``since``, each with the event as received."""
+        ds = self.world.datasets.get(dataset_id)
+        if ds is None:
+            raise LookupError(f"unknown dataset {dataset_id}")
+        return self.world.datasets.records(ds, since)
+
+    def clear_dataset(self, dataset_id: str) -> None:
+        ds = self.world.datasets.get(dataset_id)
+        if ds is None:
+            raise LookupError(f"unknown dataset {dataset_id}")
+        self.world.datasets.clear(ds)
+
+    def wall_time(self) -> float:
+        return self.wall_clock()
 
     def set_faults(self, config: FaultConfig | dict | None) -> None:
         """Replace the fault configuration (``None`` / ``{}`` = no faults); request numbering restarts at 1."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from leads_pipeline.simulator import data as D
+from leads_pipeline.simulator.capi import Datasets
 from leads_pipeline.simulator.scenario import Scenario
 from leads_pipeline.simulator.validation import classify_lead, lead_status
 
@@ -269,6 +270,12 @@ class World:
         if sc.extra_leads:
             self._extend_timeline(count=sc.extra_leads)
 
+        # Conversions API datasets: one per page (its CRM dataset), from a random stream of their own so that every
+        # other id of the world stays what it was before datasets existed.
+        self.datasets = Datasets(sc.seed, self._ids.used)
+        for page in self.pages:
+            self.datasets.create(f"{page.name} CRM", page.id, created_by="scenario")
+
     # ------------------------------------------------------------------------------------------------------ leads --
 
     def _new_lead(self, rng: random.Random, form: Form, ct: int) -> Lead:
@@ -457,6 +464,11 @@ class World:
     def visible_hi(self, sks: list[int]) -> int:
         return bisect_right(sks, (self.now << SK_BITS) | SK_MASK)
 
+    def lead_created(self, lead_id: str) -> int | None:
+        """The created time of a lead the world has shown (Conversions API: a lead id Meta knows), else None."""
+        lead = self.visible_lead(lead_id)
+        return None if lead is None else lead.ct
+
     def visible_lead(self, lead_id: str) -> Lead | None:
         lead = self.leads_by_id.get(lead_id)
         if lead is None or lead.ct > self.now:
@@ -498,8 +510,10 @@ class World:
                     forms.append({"id": form.id, "name": form.name, "locale": form.locale, "valid_lead_ids": valid,
                                   "no_contact_lead_ids": unreachable, "malformed_lead_ids": bad_ids,
                                   "malformed_without_id": without, "malformed": malformed})
+                dataset = next((d.id for d in self.datasets.by_id.values()
+                                if d.page_id == page.id and d.created_by == "scenario"), None)
                 pages.append({"id": page.id, "name": page.name, "access_token": page.access_token,
-                              "default_region": page.region, "forms": forms})
+                              "default_region": page.region, "capi_dataset_id": dataset, "forms": forms})
             return {"app_id": self.app_id, "app_secret": self.app_secret, "user_token": self.user_token,
                     "user_id": self.user_id, "api_version": self.scenario.api_version, "pages": pages,
-                    "now": self.now}
+                    "now": self.now, "datasets": self.datasets.summaries(events=True)}

@@ -1,17 +1,19 @@
 """The staff console: server-rendered pages (Jinja2, no JavaScript) over the same operations as the API.
 
-Log in with email + password (``leads-pipeline users set-password EMAIL``). Pages: the lead list (filters by
-distributor, status and assignee, search, pagination, the seed's stats), a lead with its timeline and forms (status,
-assignment, note, call/email/SMS, delete for superadmins), the stats by distributor, and — for superadmins — the
-distributors' Meta settings with "test connection" and "sync now". Every form POST carries the session's CSRF token;
-every change goes through ``lib/crm`` / ``lib/distributors`` as the logged-in user (so it is in ``audit_log``), then
-redirects back with a flash message (post/redirect/get).
+Log in with email + password (``leads-pipeline users set-password EMAIL``). Pages: the lead list (all, "my leads",
+unassigned; filters by distributor, status and assignee, search, page numbers, the seed's stats), a lead with its
+answers under the form's questions, contact links and timeline, and the forms to work it (only the moves the rules
+allow, none pre-chosen, with assignment; call/email/SMS each with its own outcomes; note; delete for superadmins),
+the stats by distributor, and — for superadmins — the distributors' Meta settings with "test connection" and "sync
+now". Times show in the distributor's time zone (UTC on hover). Final moves (converted, rejected, delete) ask on a
+confirmation page first. Every form POST carries the session's CSRF token; every change goes through ``lib/crm`` /
+``lib/distributors`` as the logged-in user (so it is in ``audit_log``), then redirects back with a flash message
+(post/redirect/get). Presentation rules (time zones, answers, links, page numbers, move words) are in
+``present.py``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
 import re
 import time
@@ -28,12 +30,13 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from leads_pipeline.lib import crm
-from leads_pipeline.lib.distributors import registry
+from leads_pipeline.lib import capi, crm
 from leads_pipeline.lib.crm import credentials
 from leads_pipeline.lib.crm.operations import MAX_TEXT
+from leads_pipeline.lib.distributors import health, registry
+from leads_pipeline.lib.distributors.forms import form_details
 
-from . import api, auth
+from . import api, auth, present
 from .api.models import TOKEN_PATTERN
 
 log = logging.getLogger(__name__)
@@ -45,29 +48,9 @@ MAX_FLASH = 500
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 
 
-def _fmt_time(value: Any) -> str:
-    if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value)
-        except ValueError:
-            return value
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return "" if value is None else str(value)
-
-
-def _fmt_value(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_fmt_value(v) for v in value)
-    if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False)
-    return "" if value is None else str(value)
-
-
-templates.env.filters["when"] = _fmt_time
-templates.env.filters["value"] = _fmt_value
+# Times: ``{{ t | when(zone) }}`` shows ``t`` in ``zone`` (a distributor's) with UTC on hover; without a zone, UTC.
+templates.env.filters["when"] = present.local_time
+templates.env.filters["waited"] = present.waited
 
 
 # ------------------------------------------------------------------------------------------------- flash, CSRF
@@ -281,12 +264,17 @@ def _wh(request: Request):
 
 @page("lead.list")
 async def leads_page(request: Request, caller: auth.Caller, form: FormData) -> Response:
+    """The lead list: views (all, "my leads", unassigned), filters, search, page numbers; times in each lead's
+    distributor's time zone; leads past their distributor's speed-to-lead target marked overdue."""
     q = request.query_params
     filters: dict[str, str] = {}
     for name in ("distributor", "status", "search", "assigned_to"):
         value = (q.get(name) or "").strip()
         if value and "\x00" not in value and len(value) <= 200:
             filters[name] = value
+    view = q.get("view") if q.get("view") in VIEWS else None
+    if view:
+        filters.pop("assigned_to", None)  # the view says whose leads these are
     try:
         page_no = max(1, min(int(q.get("page") or 1), 1_000_000))
     except ValueError:
@@ -295,64 +283,206 @@ async def leads_page(request: Request, caller: auth.Caller, form: FormData) -> R
     error = None
 
     me = caller.principal
+    query = dict(filters)
+    if view == "mine":
+        query["assigned_to"] = me.id
+    elif view == "unassigned":
+        query["assigned_to"] = "unassigned"
 
-    def load() -> tuple[Any, Any, Any, Any]:
-        dists = crm.visible_distributors(wh, actor=me)
-        users = crm.list_users(wh, actor=me, include_inactive=False)
-        counts = crm.stats(wh, filters.get("distributor"), actor=me)
-        return dists, users, counts, crm.list_leads(wh, actor=me, page=page_no, per_page=PER_PAGE, **filters)
+    def load() -> tuple[Any, Any, Any, Any, dict[str, int]]:
+        with wh.session():  # one open of the warehouse for the page's reads (each its own transaction)
+            dists = crm.visible_distributors(wh, actor=me)
+            users = crm.list_users(wh, actor=me, include_inactive=False)
+            counts = crm.stats(wh, filters.get("distributor"), actor=me)
+            result = crm.list_leads(wh, actor=me, page=page_no, per_page=PER_PAGE, **query)
+            return dists, users, counts, result, _overdue(wh, result.items)
 
     try:
-        dists, users, counts, result = await run_in_threadpool(load)
+        dists, users, counts, result, overdue = await run_in_threadpool(load)
     except (crm.CrmError, registry.DistributorError) as exc:
         error = str(exc)
         dists, users = await run_in_threadpool(lambda: (crm.visible_distributors(wh, actor=me),
                                                         crm.list_users(wh, actor=me)))
-        counts, result = None, crm.Page(items=[], total=0, page=1, per_page=PER_PAGE)
+        counts, result, overdue = None, crm.Page(items=[], total=0, page=1, per_page=PER_PAGE), {}
 
-    def url_for_page(n: int) -> str:
-        return "/console/leads?" + urlencode({**filters, "page": n})
+    def url_for(**changes: Any) -> str:
+        params = {**filters, **({"view": view} if view else {}), **changes}
+        return "/console/leads?" + urlencode({k: v for k, v in params.items() if v not in (None, "")})
 
+    zones = {d.key: present.zone_for_region(d.region) for d in dists}
     return render(request, "leads.html", {
-        "filters": filters, "distributors": dists, "users": users, "statuses": crm.STATUSES, "stats": counts,
-        "result": result, "error": error,
-        "prev_url": url_for_page(result.page - 1) if result.page > 1 else None,
-        "next_url": url_for_page(result.page + 1) if result.page < result.pages else None,
+        "filters": filters, "view": view, "views": VIEWS, "distributors": dists, "users": users,
+        "statuses": crm.STATUSES, "stats": counts, "result": result, "error": error, "overdue": overdue,
+        "zones": zones, "zone_names": sorted({present.zone_name(z) for z in zones.values()}),
+        "links": {i["meta_lead_id"]: present.contact_links(i) for i in result.items},
+        "view_urls": {v: "/console/leads?" + urlencode({**{k: x for k, x in filters.items() if k != "assigned_to"},
+                                                        **({"view": v} if v else {})})
+                      for v in ("", *VIEWS)},
+        "dist_names": {d.key: d.name for d in dists},
+        "clear_url": "/console/leads" + (f"?view={view}" if view else ""),
+        "pages": [(n, url_for(page=n) if n else None) for n in present.page_numbers(result.page, result.pages)],
+        "prev_url": url_for(page=result.page - 1) if result.page > 1 else None,
+        "next_url": url_for(page=result.page + 1) if result.page < result.pages else None,
     })
+
+
+# "my leads" and "unassigned": ?view=… on the list (a bookmark keeps working for whoever opens it).
+VIEWS = {"mine": "My leads", "unassigned": "Unassigned"}
+
+
+def _overdue(wh: Any, items: list[dict[str, Any]]) -> dict[str, int]:
+    """``{lead id: minutes past its distributor's speed-to-lead target}`` for the overdue ones among ``items`` (the
+    rule is ``lib/distributors/health``'s, one read of the targets)."""
+    return health.overdue_minutes(wh, items) if items else {}
+
+
+def _assignable(users: list[dict[str, Any]], distributor: str) -> list[dict[str, Any]]:
+    """The active users who can see a lead of ``distributor`` (the library refuses the others anyway)."""
+    return [u for u in users if u["distributors"] is None or distributor in u["distributors"]]
+
+
+def _distributor(wh: Any, key: str) -> registry.Distributor | None:
+    try:
+        return registry.get(wh, key)
+    except registry.DistributorNotFound:
+        return None
+
+
+def _zone_of(wh: Any, key: str) -> Any:
+    """The time zone a distributor's times show in (its phone region's; UTC for a distributor gone meanwhile)."""
+    d = _distributor(wh, key)
+    return present.zone_for_region(d.region) if d else present.UTC
 
 
 @page("lead.show")
 async def lead_page(request: Request, caller: auth.Caller, form: FormData) -> Response:
+    """A lead: its facts with contact links, its answers under the form's questions, its timeline in local time, and
+    the forms to work it — only the moves the rules allow, none chosen for you."""
     lead_id = api.path_id(request)
     wh = _wh(request)
+    me = caller.principal
+
+    def load() -> dict[str, Any]:
+        with wh.session():  # one open of the warehouse for the page's reads (each its own transaction)
+            lead = crm.get_lead(wh, lead_id, actor=me)
+            users = _assignable(crm.list_users(wh, actor=me, include_inactive=False), lead["distributor"])
+            forms = form_details(wh, lead["distributor"], [lead["form_id"]] if lead["form_id"] else [])
+            d = _distributor(wh, lead["distributor"])
+            overdue = _overdue(wh, [lead])
+        return {"lead": lead, "users": users, "zone": present.zone_for_region(d.region) if d else present.UTC,
+                "distributor_name": d.name if d else lead["distributor"], "form": forms.get(lead["form_id"]),
+                "overdue": overdue}
+
     try:
-        lead = await run_in_threadpool(lambda: crm.get_lead(wh, lead_id, actor=caller.principal))
+        ctx = await run_in_threadpool(load)
     except crm.LeadNotFound as exc:
         return error_page(request, 404, exc)
-    users = await run_in_threadpool(lambda: crm.list_users(wh, actor=caller.principal, include_inactive=False))
-    # Offer as assignees only the users who can see this lead (the library refuses the others anyway).
-    users = [u for u in users if u["distributors"] is None or lead["distributor"] in u["distributors"]]
+    lead, form_info = ctx["lead"], ctx["form"]
+    allowed = crm.allowed_transitions(lead["status"])
     return render(request, "lead.html", {
-        "lead": lead, "users": users, "allowed": crm.allowed_transitions(lead["status"]),
+        **ctx, "allowed": allowed, "moves": present.moves(lead["status"], allowed),
+        "answers": present.answers(lead["custom_fields"], form_info["questions"] if form_info else None),
+        "links": present.contact_links(lead), "zone_name": present.zone_name(ctx["zone"]),
         "contact_kinds": crm.CONTACT_KINDS, "directions": crm.DIRECTIONS, "outcomes": crm.OUTCOMES,
+        "kind_words": KIND_WORDS,
     })
+
+
+# How a contact kind is named on its form and in messages ("Log an email", "Email logged").
+KIND_WORDS = {"call": ("a call", "Call"), "email": ("an email", "Email"), "sms": ("an SMS", "SMS")}
 
 
 def _lead_url(request: Request) -> str:
     return f"/console/leads/{quote(str(request.path_params['id']), safe='')}"
 
 
+def _confirm(request: Request, lead: dict[str, Any], *, title: str, message: str, consequence: str,
+             action: str, fields: dict[str, str], button: str, danger: bool = False) -> Response:
+    """The page that asks before a final move: the same form again, with ``confirm=yes``; no script needed."""
+    return render(request, "confirm.html", {
+        "lead": lead, "title": title, "message": message, "consequence": consequence, "action": action,
+        "fields": {k: v for k, v in fields.items() if v}, "button": button, "danger": danger,
+        "back": _lead_url(request),
+    })
+
+
+def _lead_name(lead: dict[str, Any]) -> str:
+    return lead.get("full_name") or f"lead {lead['meta_lead_id']}"
+
+
 @page("lead.status")
 async def lead_status(request: Request, caller: auth.Caller, form: FormData) -> Response:
+    """Move a lead, assigning it on the way when an assignee is chosen.
+
+    ``from_status`` (the status the page showed) must still be the lead's: a page left open while someone else
+    moved the lead does not move it again. Converted and rejected ask first (``confirm=yes`` comes from the
+    confirmation page). 'assigned' needs someone: from 'new' the assignment itself makes the move (one
+    transaction); otherwise the status changes first and the assignment follows."""
     lead_id = api.path_id(request)
+    back = _lead_url(request)
+    wh = _wh(request)
+    me = caller.principal
     try:
-        status, note = _text(form, "status", max_length=40), _text(form, "note")
+        status, note = _text(form, "status", max_length=40).strip().lower(), _text(form, "note")
+        user, seen = _text(form, "user", max_length=320).strip(), _text(form, "from_status", max_length=40)
     except crm.InvalidInput as exc:
         flash(request, "error", str(exc))
-        return redirect(_lead_url(request))
-    await attempt(request, lambda: crm.change_status(_wh(request), lead_id, status, caller.principal, note or None),
-                  lambda r: f"Status changed from {r['from_status']} to {r['status']}.")
-    return redirect(_lead_url(request))
+        return redirect(back)
+    if not status:
+        flash(request, "error", "Choose where the lead moves (one of the choices under “Move to”).")
+        return redirect(back)
+    try:
+        lead = await run_in_threadpool(lambda: crm.get_lead(wh, lead_id, actor=me))
+    except crm.LeadNotFound as exc:  # as every form answers it: a message, and the lead's page says not found
+        flash(request, "error", str(exc))
+        return redirect(back)
+    if seen and seen != lead["status"]:
+        flash(request, "error", f"The lead changed meanwhile: it is now {lead['status']}. Nothing was changed; "
+                                "check its timeline and choose again.")
+        return redirect(back)
+    assignee = None
+    if user and user != lead["assigned_to"]:
+        if not crm.can(me, "lead.assign"):
+            return error_page(request, 403, "You may change the status but not assign leads.")
+        users = await run_in_threadpool(lambda: crm.list_users(wh, actor=me, include_inactive=False))
+        assignee = next((u for u in _assignable(users, lead["distributor"]) if user in (u["id"], u["email"])), None)
+        if assignee is None:
+            flash(request, "error", "That user cannot work this lead (not active, or not of its distributor): "
+                                    "choose someone from the list.")
+            return redirect(back)
+    if status not in crm.allowed_transitions(lead["status"]):  # the library's refusal says where it can go
+        await attempt(request, lambda: crm.change_status(wh, lead_id, status, me, note or None),
+                      lambda r: f"Status changed from {r['from_status']} to {r['status']}.")
+        return redirect(back)
+    if status == "assigned" and assignee is None and not lead["assigned_to"]:
+        flash(request, "error", "Choose who works the lead (“Assign to”) to move it to assigned.")
+        return redirect(back)
+    if status in present.CONFIRM_MOVES and form.get("confirm") != "yes":
+        words = {"converted": ("Convert", "converted", "This is final: a converted lead cannot move again."),
+                 "rejected": ("Reject", "rejected", "It leaves the work queues; it can be reopened later.")}
+        verb, done, consequence = words[status]
+        to = f" and assign it to {assignee['name']}" if assignee else ""
+        return _confirm(request, lead, title=f"{verb} {_lead_name(lead)}?",
+                        message=f"Mark {_lead_name(lead)} as {done}{to}?", consequence=consequence,
+                        action=back + "/status", button=f"Yes, {verb.lower()}",
+                        fields={"status": status, "note": note, "user": user, "from_status": lead["status"],
+                                "confirm": "yes"}, danger=status == "rejected")
+    if assignee is not None and status == "assigned":
+        # The assignment moves a new lead to 'assigned' in the same transaction; from 'rejected' it is a reopen after.
+        done = await attempt(request, lambda: crm.assign(wh, lead_id, assignee["id"], me),
+                             lambda r: f"Assigned to {r['assigned_to_email']} (status {r['status']}).")
+        if done and done["status"] != "assigned":
+            await attempt(request, lambda: crm.change_status(wh, lead_id, status, me, note or None),
+                          lambda r: f"Status changed from {r['from_status']} to {r['status']}.")
+        elif done and note:
+            await attempt(request, lambda: crm.add_note(wh, lead_id, note, me), "Note added.")
+        return redirect(back)
+    moved = await attempt(request, lambda: crm.change_status(wh, lead_id, status, me, note or None),
+                          lambda r: f"Status changed from {r['from_status']} to {r['status']}.")
+    if moved and assignee is not None:
+        await attempt(request, lambda: crm.assign(wh, lead_id, assignee["id"], me),
+                      lambda r: f"Assigned to {r['assigned_to_email']}.")
+    return redirect(back)
 
 
 @page("lead.assign")
@@ -362,6 +492,9 @@ async def lead_assign(request: Request, caller: auth.Caller, form: FormData) -> 
         user = _text(form, "user", max_length=320)
     except crm.InvalidInput as exc:
         flash(request, "error", str(exc))
+        return redirect(_lead_url(request))
+    if not user.strip():
+        flash(request, "error", "Choose who works the lead.")
         return redirect(_lead_url(request))
     await attempt(request, lambda: crm.assign(_wh(request), lead_id, user, caller.principal),
                   lambda r: f"Assigned to {r['assigned_to_email']} (status {r['status']}).")
@@ -382,36 +515,65 @@ async def lead_note(request: Request, caller: auth.Caller, form: FormData) -> Re
 
 @page("lead.log")
 async def lead_log(request: Request, caller: auth.Caller, form: FormData) -> Response:
+    """Log a call, email or SMS (one form per kind, each offering only its own outcomes). "When" is the wall time
+    of the lead's distributor, as the page shows times."""
     lead_id = api.path_id(request)
+    wh = _wh(request)
     try:
-        kind = _text(form, "kind", max_length=20)
+        kind = _text(form, "kind", max_length=20).strip().lower()
         direction = _text(form, "direction", max_length=20) or "outbound"
         outcome = _text(form, "outcome", max_length=40)
         body = _text(form, "body") or None
-        when = _text(form, "occurred_at", max_length=40) or None
+        when = _text(form, "occurred_at", max_length=40).strip() or None
     except crm.InvalidInput as exc:
         flash(request, "error", str(exc))
         return redirect(_lead_url(request))
-    await attempt(request, lambda: crm.log_interaction(_wh(request), lead_id, kind, caller.principal,
-                                                       direction=direction, outcome=outcome, body=body,
-                                                       occurred_at=when),
-                  lambda r: f"{kind.upper() if kind == 'sms' else kind.capitalize()} logged"
-                            + (f"; status now {r['status']}." if r["status"] != r["from_status"] else "."))
+    if kind in KIND_WORDS and not outcome.strip():
+        flash(request, "error", f"Choose how {KIND_WORDS[kind][0]} went (Outcome): "
+                                f"{', '.join(crm.OUTCOMES[kind])}.")
+        return redirect(_lead_url(request))
+    if when:
+        try:
+            lead = await run_in_threadpool(lambda: crm.get_lead(wh, lead_id, actor=caller.principal))
+        except crm.LeadNotFound as exc:
+            flash(request, "error", str(exc))
+            return redirect(_lead_url(request))
+        when = present.parse_local(when, await run_in_threadpool(_zone_of, wh, lead["distributor"]))
+    word = KIND_WORDS.get(kind, (kind, kind.capitalize()))[1]
+    await attempt(request, lambda: crm.log_interaction(wh, lead_id, kind, caller.principal, direction=direction,
+                                                       outcome=outcome, body=body, occurred_at=when),
+                  lambda r: f"{word} logged" + (f"; status now {r['status']}." if r["status"] != r["from_status"]
+                                                else "."))
     return redirect(_lead_url(request))
 
 
 @page("lead.delete")
 async def lead_delete(request: Request, caller: auth.Caller, form: FormData) -> Response:
+    """A privacy request: asks on a confirmation page first (what is erased, what stays in files until compacted)."""
     lead_id = api.path_id(request)
+    wh = _wh(request)
     try:
         reason = _text(form, "reason")
     except crm.InvalidInput as exc:
         flash(request, "error", str(exc))
         return redirect(_lead_url(request))
-    if form.get("confirm") != "yes":
-        flash(request, "error", "Tick the confirmation box to delete the lead.")
+    if not reason.strip():
+        flash(request, "error", "Give the reason for deleting (e.g. the privacy request it answers).")
         return redirect(_lead_url(request))
-    done = await attempt(request, lambda: crm.delete_lead(_wh(request), lead_id, caller.principal, reason),
+    if form.get("confirm") != "yes":
+        try:
+            lead = await run_in_threadpool(lambda: crm.get_lead(wh, lead_id, actor=caller.principal))
+        except crm.LeadNotFound as exc:
+            flash(request, "error", str(exc))
+            return redirect(_lead_url(request))
+        return _confirm(request, lead, title=f"Delete {_lead_name(lead)}?",
+                        message=f"Erase {_lead_name(lead)}'s personal data from every table of the warehouse?",
+                        consequence="It cannot be undone. Erased rows stay readable inside the database files until "
+                                    "an operator rewrites them (`leads-pipeline privacy compact`), and in backups "
+                                    "made before, until those expire (docs/privacy.md).",
+                        action=_lead_url(request) + "/delete", button="Yes, delete for good",
+                        fields={"reason": reason, "confirm": "yes"}, danger=True)
+    done = await attempt(request, lambda: crm.delete_lead(wh, lead_id, caller.principal, reason),
                          f"Lead {lead_id} deleted; its personal data was erased.")
     return redirect("/console/leads" if done else _lead_url(request))
 
@@ -424,9 +586,10 @@ async def stats_page(request: Request, caller: auth.Caller, form: FormData) -> R
 
     def load() -> list[dict[str, Any]]:
         everything = "All distributors" if me.scope is None else "All your distributors"
-        rows = [{"key": None, "name": everything, **crm.stats(wh, actor=me)}]
-        for d in crm.visible_distributors(wh, actor=me):
-            rows.append({"key": d.key, "name": d.name, **crm.stats(wh, d.key, actor=me)})
+        with wh.session():  # one open of the warehouse for the page's reads
+            rows = [{"key": None, "name": everything, **crm.stats(wh, actor=me)}]
+            for d in crm.visible_distributors(wh, actor=me):
+                rows.append({"key": d.key, "name": d.name, **crm.stats(wh, d.key, actor=me)})
         return rows
 
     return render(request, "stats.html", {"rows": await run_in_threadpool(load), "statuses": crm.STATUSES})
@@ -437,12 +600,16 @@ async def stats_page(request: Request, caller: auth.Caller, form: FormData) -> R
 
 @page("distributor.manage")
 async def distributors_page(request: Request, caller: auth.Caller, form: FormData) -> Response:
-    dists = await run_in_threadpool(registry.list_all, _wh(request))
-    return render(request, "distributors.html", {"distributors": dists})
+    """The distributors with their sync health (state, last success, last error, leads in 24 h, next sync)."""
+    wh = _wh(request)
+    dists, found = await run_in_threadpool(lambda: (registry.list_all(wh), health.summaries(wh)))
+    return render(request, "distributors.html",
+                  {"distributors": dists, "health": {h.key: h for h in found},
+                   "zones": {d.key: present.zone_for_region(d.default_region) for d in dists}})
 
 
-def _token(form: FormData) -> str:
-    token = _text(form, "access_token", max_length=4096).strip()
+def _token(form: FormData, name: str = "access_token") -> str:
+    token = _text(form, name, max_length=4096).strip()
     if token and not re.fullmatch(TOKEN_PATTERN, token):
         raise crm.InvalidInput("The access token has spaces or characters a token never has: paste the token alone.")
     return token
@@ -476,13 +643,16 @@ async def distributor_page(request: Request, caller: auth.Caller, form: FormData
         d = await run_in_threadpool(registry.get, _wh(request), api.path_id(request, "key"))
     except registry.DistributorNotFound as exc:
         return error_page(request, 404, exc)
-    return render(request, "distributor.html", {"d": d})
+    conversions = await run_in_threadpool(capi.overview, _wh(request), d.key)
+    return render(request, "distributor.html", {"d": d, "capi": conversions, "statuses": crm.STATUSES})
 
 
 @page("distributor.manage")
 async def distributor_save(request: Request, caller: auth.Caller, form: FormData) -> Response:
     key = api.path_id(request, "key")
     back = f"/console/distributors/{quote(str(request.path_params['key']), safe='')}"
+    if form.get("section") == "conversions_api":
+        return await _save_conversions(request, caller, form, key, back)
     try:
         changes: dict[str, Any] = {
             "name": _text(form, "name", max_length=200),
@@ -505,6 +675,32 @@ async def distributor_save(request: Request, caller: auth.Caller, form: FormData
     return redirect(back)
 
 
+async def _save_conversions(request: Request, caller: auth.Caller, form: FormData, key: str, back: str) -> Response:
+    """The Conversions API section of the distributor page (its own form: a bad field there never blocks saving the
+    sync settings). An empty token field keeps the stored one; the checkbox goes back to the distributor's token."""
+    try:
+        changes: dict[str, Any] = {
+            "dataset_id": _text(form, "capi_dataset_id", max_length=40).strip(),
+            "crm_name": _text(form, "crm_name", max_length=100),
+            "stage_events": {s: _text(form, f"stage_{s}", max_length=100).strip() or None for s in crm.STATUSES},
+            "hashed_contacts": form.get("hashed_contacts") == "on",
+            "test_event_code": _text(form, "test_event_code", max_length=100).strip(),
+        }
+        token = _token(form, "capi_access_token")
+        if token:
+            changes["token"] = token
+        elif form.get("capi_clear_token") == "on":
+            changes["token"] = None
+        capi.config.validate_changes(changes)
+        cipher = api.cipher_for(request) if token else None
+    except Exception as exc:  # noqa: BLE001 - shown as a flash message
+        flash(request, "error", api.classify(exc).message)
+        return redirect(back)
+    msg = "Conversions API settings saved" + (" (new token stored)." if token else ".")
+    await attempt(request, lambda: capi.configure(_wh(request), key, actor=caller.id, cipher=cipher, **changes), msg)
+    return redirect(back)
+
+
 async def _run_for(request: Request, caller: auth.Caller, what: str) -> Response:
     key = str(request.path_params["key"])
     back = f"/console/distributors/{quote(key, safe='')}"
@@ -514,9 +710,9 @@ async def _run_for(request: Request, caller: auth.Caller, what: str) -> Response
         flash(request, "error", api.classify(exc).message)
         return redirect(back)
     if what == "test":
-        fn = lambda: api.test_distributor(request, d.key)  # noqa: E731
+        fn = lambda: api.test_distributor(request, d.key)
     else:
-        fn = lambda: api.sync_distributor(request, d.key, "console")  # noqa: E731
+        fn = lambda: api.sync_distributor(request, d.key, "console")
     try:
         result = await api.run_exclusive(request, d.key, what, fn)
     except Exception as exc:  # noqa: BLE001 - shown as a flash message

@@ -38,6 +38,7 @@ PERSONAL_DATA_TABLES: list[tuple[str, str]] = [
     ("person_links", "meta_lead_id"),
     ("lead_contact_matches", "meta_lead_id"),
     ("notification_outbox", "meta_lead_id"),
+    ("conversion_events", "meta_lead_id"),  # the Conversions API outbox: a deleted lead's stages are never sent
 ]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

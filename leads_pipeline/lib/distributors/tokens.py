@@ -33,7 +33,8 @@ def access_token(wh: Warehouse, key: str, cipher: TokenCipher | None = None) -> 
 
 
 def rotate_tokens(wh: Warehouse, *, cipher: TokenCipher | None = None, actor: str = "system") -> int:
-    """Re-encrypt every stored token with the first key of ``LEADS_SECRET_KEY``; returns how many.
+    """Re-encrypt every stored token (the distributors' and their Conversions API tokens) with the first key of
+    ``LEADS_SECRET_KEY``; returns how many.
 
     All or nothing: if one token cannot be decrypted with the configured keys, nothing changes.
     """
@@ -49,8 +50,12 @@ def rotate_tokens(wh: Warehouse, *, cipher: TokenCipher | None = None, actor: st
                 staged.append((row["key"], cipher.rotate(row["token_encrypted"])))
             except TokenDecryptError as exc:
                 raise TokenDecryptError(f"Distributor {row['key']}: {exc}") from None
+        # Conversions API tokens of their own (lib/capi) rotate in the same transaction: all or nothing.
+        from leads_pipeline.lib.capi.config import rotate_tokens as rotate_capi_tokens
+
+        capi_rotated = rotate_capi_tokens(conn, cipher)
         if not staged:
-            return 0
+            return capi_rotated
         conn.stage("rotated_tokens", {"key": "TEXT", "token_encrypted": "TEXT"}, staged)
         conn.execute(
             "UPDATE distributors SET token_encrypted = r.token_encrypted, updated_at = CURRENT_TIMESTAMP "
@@ -62,4 +67,4 @@ def rotate_tokens(wh: Warehouse, *, cipher: TokenCipher | None = None, actor: st
             "CAST(? AS " + conn.dialect.json + ") FROM rotated_tokens d",
             [actor or "system", json.dumps({"token": "re-encrypted with the first key of LEADS_SECRET_KEY"})],
         )
-    return len(staged)
+    return len(staged) + capi_rotated

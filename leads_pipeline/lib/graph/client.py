@@ -236,6 +236,14 @@ class GraphClient:
             raise GraphError(f"expected a JSON object, got {type(body).__name__}", path=url_path(self._url(path)))
         return body
 
+    def post(self, path: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a form to ``{base_url}/{api_version}/{path}`` with the same retries and throttle waits as a GET; the
+        decoded JSON body (errors raise GraphError). Lists and dicts in ``data`` are sent as JSON strings."""
+        body = self._send("POST", self._url(path), data=dict(_encode_params(data)))
+        if not isinstance(body, dict):
+            raise GraphError(f"expected a JSON object, got {type(body).__name__}", path=url_path(self._url(path)))
+        return body
+
     def _url(self, path: str) -> str:
         if "?" in path or "#" in path or "://" in path:
             raise ValueError("path must be a Graph path like '123/leads'; pass query parameters in params")
@@ -441,6 +449,20 @@ class GraphClient:
             fields = (fields,)
         body = self._send("POST", self._url(f"{_segment(page_id)}/subscribed_apps"),
                           data={"subscribed_fields": ",".join(fields)})
+        return _truthy(body.get("success") if isinstance(body, dict) else body)
+
+    def subscribe_app(self, app_id: str, callback_url: str, verify_token: str, fields: Sequence[str] = ("leadgen",),
+                      object_type: str = "page") -> bool:
+        """Subscribe the app itself to an object's webhook fields (POST ``/{app-id}/subscriptions``), what the App
+        Dashboard's Webhooks page does; needs this client to hold the app token ``{app_id}|{app_secret}``. Meta
+        verifies ``callback_url`` at once (a GET with ``hub.challenge`` and ``verify_token``); a callback that does
+        not echo it is error 2200. Pages still have to install the app (:meth:`subscribe_page`) to be delivered."""
+        if isinstance(fields, str):
+            fields = (fields,)
+        body = self._send("POST", self._url(f"{_segment(app_id)}/subscriptions"),
+                          data={"object": object_type, "callback_url": callback_url, "fields": ",".join(fields),
+                                "verify_token": verify_token, "include_values": "true"},
+                          extra_secrets=(verify_token,))
         return _truthy(body.get("success") if isinstance(body, dict) else body)
 
     def iter_lead_pages(

@@ -16,12 +16,11 @@ Definitions (also in ``docs/analytics.md``):
   converted).
 - First contact: ``leads.first_contacted_at``, else the earliest outbound (or direction not given) call, email or
   SMS interaction. Hours to first contact = that minus ``created_time``, never below 0.
+- Stages reported to Meta: ``conversion_events`` rows with status ``sent`` (Meta accepted them through the
+  Conversions API) for the group's leads, joined on the lead id; pending, failed and expired ones do not count.
 """
 
 from __future__ import annotations
-
-import json
-from dataclasses import dataclass
 
 from leads_pipeline.lib.crm.rules import STATUSES
 from leads_pipeline.lib.warehouse import Conn, Warehouse
@@ -109,32 +108,42 @@ def refresh_lead_stats(wh: Warehouse) -> int:
 CONVERSION_FUNNEL_SQL = f"""
 INSERT INTO conversion_funnel (distributor, form_id, campaign_id, campaign_name, cohort_week, leads,
     reached_assigned, reached_contacted, converted, rejected, rate_assigned, rate_contacted, rate_converted,
-    median_hours_to_first_contact, p90_hours_to_first_contact, refreshed_at)
+    median_hours_to_first_contact, p90_hours_to_first_contact, stages_reported_to_meta, refreshed_at)
 WITH {LEAD_FACTS_CTES},
+-- Stages Meta accepted through the Conversions API (the outbox of lib/capi), per lead: one row per lead, so the join
+-- below multiplies no lead and the percentiles stay over leads.
+reported AS (
+    SELECT meta_lead_id, count(*) AS stages
+    FROM conversion_events
+    WHERE status = 'sent'
+    GROUP BY meta_lead_id
+),
 g AS (
-    SELECT distributor, form_id, campaign_id, max(campaign_name) AS campaign_name,
-           CAST(date_trunc('week', created_time) AS DATE) AS cohort_week,
+    SELECT f.distributor, f.form_id, f.campaign_id, max(f.campaign_name) AS campaign_name,
+           CAST(date_trunc('week', f.created_time) AS DATE) AS cohort_week,
            count(*) AS leads,
-           count(*) FILTER (WHERE reached_rank >= 1) AS reached_assigned,
-           count(*) FILTER (WHERE reached_rank >= 2) AS reached_contacted,
-           count(*) FILTER (WHERE status = 'converted') AS converted,
-           count(*) FILTER (WHERE status = 'rejected') AS rejected,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY hours_to_first_contact) AS median_hours,
-           percentile_cont(0.9) WITHIN GROUP (ORDER BY hours_to_first_contact) AS p90_hours
-    FROM facts
-    GROUP BY distributor, form_id, campaign_id, CAST(date_trunc('week', created_time) AS DATE)
+           count(*) FILTER (WHERE f.reached_rank >= 1) AS reached_assigned,
+           count(*) FILTER (WHERE f.reached_rank >= 2) AS reached_contacted,
+           count(*) FILTER (WHERE f.status = 'converted') AS converted,
+           count(*) FILTER (WHERE f.status = 'rejected') AS rejected,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY f.hours_to_first_contact) AS median_hours,
+           percentile_cont(0.9) WITHIN GROUP (ORDER BY f.hours_to_first_contact) AS p90_hours,
+           CAST(COALESCE(sum(r.stages), 0) AS BIGINT) AS stages_reported_to_meta
+    FROM facts f LEFT JOIN reported r ON r.meta_lead_id = f.meta_lead_id
+    GROUP BY f.distributor, f.form_id, f.campaign_id, CAST(date_trunc('week', f.created_time) AS DATE)
 )
 SELECT distributor, form_id, campaign_id, campaign_name, cohort_week, leads,
        reached_assigned, reached_contacted, converted, rejected,
        CAST(reached_assigned AS DOUBLE PRECISION) / leads,
        CAST(reached_contacted AS DOUBLE PRECISION) / leads,
        CAST(converted AS DOUBLE PRECISION) / NULLIF(reached_contacted, 0),
-       median_hours, p90_hours, CURRENT_TIMESTAMP
+       median_hours, p90_hours, stages_reported_to_meta, CURRENT_TIMESTAMP
 FROM g"""
 
 
 def refresh_conversion_funnel(wh: Warehouse) -> int:
-    """Rebuild ``conversion_funnel``: one row per distributor, form, campaign and weekly cohort (Monday, UTC)."""
+    """Rebuild ``conversion_funnel``: one row per distributor, form, campaign and weekly cohort (Monday, UTC),
+    with the stages Meta accepted for those leads (``stages_reported_to_meta``)."""
     return _replace(wh, "conversion_funnel", CONVERSION_FUNNEL_SQL)
 
 
@@ -172,106 +181,14 @@ def refresh_lead_daily(wh: Warehouse) -> int:
 
 # -------------------------------------------------------------------------------------------------- lead_scores
 
-
-@dataclass(frozen=True)
-class ScoreRule:
-    """One explainable scoring rule: ``points`` are added when ``when`` (SQL over the score facts) is true.
-
-    Score facts: ``email``, ``phone``, ``full_name``, ``first_name``, ``last_name``, ``is_organic`` (leads columns),
-    ``n_answers`` (form questions answered), ``has_budget``, ``has_interest`` (a qualifying question answered),
-    ``hours_to_first_contact``.
-    """
-
-    rule: str
-    points: int
-    detail: str
-    when: str
-
-
-# Question keys (lower-cased, matched as substrings) that mark the qualifying questions.
-QUALIFYING_QUESTIONS: dict[str, tuple[str, ...]] = {
-    "budget": ("budget", "butce", "bütçe", "price_range", "price range"),
-    "interest": ("treatment", "procedure", "interest", "service", "operation", "surgery", "tedavi", "islem", "işlem"),
-}
-
-SCORE_RULES: tuple[ScoreRule, ...] = (
-    ScoreRule("valid_email", 15, "valid email address", "email IS NOT NULL"),
-    ScoreRule("valid_phone", 20, "valid phone number (E.164)", "phone IS NOT NULL"),
-    ScoreRule("name_given", 5, "name given", "trim(COALESCE(full_name, first_name, last_name, '')) <> ''"),
-    ScoreRule("answers_complete", 10, "3 or more form questions answered", "n_answers >= 3"),
-    ScoreRule("answers_partial", 5, "1 or 2 form questions answered", "n_answers BETWEEN 1 AND 2"),
-    ScoreRule("budget_answered", 15, "budget question answered", "has_budget"),
-    ScoreRule("interest_answered", 15, "treatment or service of interest named", "has_interest"),
-    ScoreRule("paid_campaign", 10, "came from a paid ad campaign", "is_organic = FALSE"),
-    ScoreRule("contacted_within_1h", 10, "first contacted within 1 hour", "hours_to_first_contact <= 1"),
-    ScoreRule(
-        "contacted_within_24h",
-        5,
-        "first contacted within 24 hours",
-        "hours_to_first_contact > 1 AND hours_to_first_contact <= 24",
-    ),
+# The scores live in their own module (rules calibrated on the demo and benchmark data; answers read in Python).
+from .scores import (  # noqa: F401
+    GRADE_BANDS,
+    QUALIFYING_QUESTIONS,
+    SCORE_RULES,
+    ScoreRule,
+    refresh_lead_scores,
 )
-
-# Lowest score of each grade, best first.
-GRADE_BANDS: tuple[tuple[str, int], ...] = (("A", 75), ("B", 50), ("C", 25), ("D", 0))
-
-
-def _sql_str(text: str) -> str:
-    # The warehouse wrapper rewrites '?' and '%' for PostgreSQL, so neither may appear in a literal here.
-    if "?" in text or "%" in text:
-        raise ValueError(f"score rule text may not contain '?' or '%': {text!r}")
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _key_match(patterns: tuple[str, ...]) -> str:
-    return " OR ".join(f"strpos(lower(a.key), {_sql_str(p)}) > 0" for p in patterns)
-
-
-def _lead_scores_sql(json_type: str) -> str:
-    score = " + ".join(f"(CASE WHEN {r.when} THEN {r.points} ELSE 0 END)" for r in SCORE_RULES)
-    reasons = ", ".join(
-        f"CASE WHEN {r.when} THEN "
-        f"{_sql_str(json.dumps({'rule': r.rule, 'points': r.points, 'detail': r.detail}, ensure_ascii=False))} END"
-        for r in SCORE_RULES
-    )
-    grade = " ".join(f"WHEN score >= {low} THEN '{g}'" for g, low in GRADE_BANDS)
-    return f"""
-INSERT INTO lead_scores (meta_lead_id, distributor, score, grade, reasons, scored_at)
-WITH {LEAD_FACTS_CTES},
-answers AS (
-    SELECT l.meta_lead_id,
-           count(*) AS n_answers,
-           count(*) FILTER (WHERE {_key_match(QUALIFYING_QUESTIONS['budget'])}) AS n_budget,
-           count(*) FILTER (WHERE {_key_match(QUALIFYING_QUESTIONS['interest'])}) AS n_interest
-    FROM leads l, json_each(CAST(l.custom_fields AS JSON)) AS a
-    WHERE substr(a.key, 1, 1) <> '_'
-      AND regexp_replace(CAST(a.value AS TEXT), '[\\[\\]", ]|null', '', 'g') <> ''
-    GROUP BY l.meta_lead_id
-),
-sf AS (
-    SELECT l.meta_lead_id, l.distributor, l.email, l.phone, l.full_name, l.first_name, l.last_name, l.is_organic,
-           COALESCE(a.n_answers, 0) AS n_answers,
-           COALESCE(a.n_budget, 0) > 0 AS has_budget,
-           COALESCE(a.n_interest, 0) > 0 AS has_interest,
-           f.hours_to_first_contact
-    FROM leads l
-    JOIN facts f ON f.meta_lead_id = l.meta_lead_id
-    LEFT JOIN answers a ON a.meta_lead_id = l.meta_lead_id
-),
-scored AS (
-    SELECT meta_lead_id, distributor, LEAST(100, GREATEST(0, {score})) AS score,
-           '[' || concat_ws(',', {reasons}) || ']' AS reasons
-    FROM sf
-)
-SELECT meta_lead_id, distributor, score, CASE {grade} ELSE 'D' END, CAST(reasons AS {json_type}), CURRENT_TIMESTAMP
-FROM scored"""
-
-
-def refresh_lead_scores(wh: Warehouse) -> int:
-    """Rebuild ``lead_scores``: score 0–100 from ``SCORE_RULES``, grade from ``GRADE_BANDS``, and the fired rules
-    as ``reasons`` (a JSON list of ``{"rule", "points", "detail"}``)."""
-    return _replace(wh, "lead_scores", _lead_scores_sql(wh.dialect.json))
-
 
 # ------------------------------------------------------------------------------------------------- person_links
 

@@ -1,5 +1,6 @@
 """``/api/distributors…``: the list (the distributors the caller may see), and — superadmins only — adding one,
-its Meta settings (the access token is write-only), "test connection" and "sync now".
+its Meta settings (the access token is write-only) with its Conversions API settings (``conversions_api``, lib/capi;
+its token write-only too), "test connection" and "sync now".
 
 The console's distributor pages use ``ready_distributor``, ``run_exclusive``, ``test_distributor``,
 ``sync_distributor`` and ``audit_run`` too, so a test or sync runs the same way from either.
@@ -16,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from leads_pipeline.lib import crm
+from leads_pipeline.lib import capi, crm
 from leads_pipeline.lib.distributors import registry
 from leads_pipeline.lib.warehouse import Warehouse
 
@@ -38,6 +39,9 @@ router = APIRouter(route_class=ApiRoute, tags=["distributors"])
 Lister = may("lead.list")
 Manager = may("distributor.manage")
 
+# Conversions API body field → lib.capi.configure argument.
+_CAPI_ARGS = {"access_token": "token"}
+
 # Body field → registry argument.
 _SETTING_ARGS = {"name": "name", "page_ids": "page_ids", "form_ids": "form_ids", "region": "region",
                  "interval_minutes": "interval", "enabled": "enabled", "notify_email": "notify_email",
@@ -58,10 +62,26 @@ def list_distributors(wh: Wh, caller: Lister) -> Any:
 def create_distributor(request: Request, response: Response, wh: Wh, caller: Manager,
                        body: DistributorCreate) -> Any:
     cipher = cipher_for(request)
-    kwargs = {_SETTING_ARGS.get(k, k): v for k, v in body.given().items() if k not in ("name", "access_token")}
+    given = body.given()
+    conversions = capi_changes(given.pop("conversions_api", None))
+    kwargs = {_SETTING_ARGS.get(k, k): v for k, v in given.items() if k not in ("name", "access_token")}
     created = registry.add(wh, body.name, body.access_token, actor=caller.id, cipher=cipher, **kwargs)
+    if conversions:
+        capi.configure(wh, created.key, actor=caller.id, cipher=cipher, **conversions)
     response.headers["Location"] = f"/api/distributors/{created.key}/meta-settings"
-    return created.to_dict()
+    return with_conversions(wh, created)
+
+
+def capi_changes(given: dict[str, Any] | None) -> dict[str, Any]:
+    """The Conversions API part of a body as ``lib.capi.configure`` arguments, checked before anything changes."""
+    changes = {_CAPI_ARGS.get(k, k): v for k, v in (given or {}).items()}
+    capi.config.validate_changes(changes)
+    return changes
+
+
+def with_conversions(wh: Warehouse, distributor: registry.Distributor) -> dict[str, Any]:
+    """The distributor's settings with its Conversions API settings and event counts."""
+    return {**distributor.to_dict(), "conversions_api": capi.overview(wh, distributor.key)}
 
 
 def known_distributor(wh: Wh, key: DistributorRef) -> registry.Distributor:
@@ -75,8 +95,8 @@ Known = Annotated[registry.Distributor, Depends(known_distributor)]
 @router.get("/api/distributors/{key}/meta-settings", response_model=DistributorSettings,
             operation_id="getMetaSettings", responses=errors(404),
             summary="A distributor's Meta settings (superadmin)")
-def get_meta_settings(caller: Manager, distributor: Known) -> Any:
-    return distributor.to_dict()
+def get_meta_settings(wh: Wh, caller: Manager, distributor: Known) -> Any:
+    return with_conversions(wh, distributor)
 
 
 @router.put("/api/distributors/{key}/meta-settings", response_model=DistributorSettings,
@@ -84,9 +104,15 @@ def get_meta_settings(caller: Manager, distributor: Known) -> Any:
             summary="Change a distributor's Meta settings (superadmin)")
 def put_meta_settings(request: Request, wh: Wh, caller: Manager, distributor: Known,
                       body: DistributorSettingsUpdate) -> Any:
-    changes = {_SETTING_ARGS[k]: v for k, v in body.given().items()}
-    cipher = cipher_for(request) if "token" in changes else None
-    return registry.update(wh, distributor.key, actor=caller.id, cipher=cipher, **changes).to_dict()
+    given = body.given()
+    conversions = capi_changes(given.pop("conversions_api", None))
+    changes = {_SETTING_ARGS[k]: v for k, v in given.items()}
+    cipher = cipher_for(request) if "token" in changes or conversions.get("token") else None
+    changed = registry.update(wh, distributor.key, actor=caller.id, cipher=cipher, **changes) if changes \
+        else distributor
+    if conversions:
+        capi.configure(wh, distributor.key, actor=caller.id, cipher=cipher, **conversions)
+    return with_conversions(wh, changed)
 
 
 class Running:

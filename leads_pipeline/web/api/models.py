@@ -148,6 +148,29 @@ class Bulk(Body):
     dry_run: bool = False
 
 
+StageEvent = Annotated[str, StringConstraints(max_length=100)]
+
+
+class ConversionsApiUpdate(Body):
+    """Meta Conversions API for CRM (docs/conversions-api.md). Only the fields given change."""
+
+    model_config = ConfigDict(json_schema_extra={"example": {"dataset_id": "1234567890123456",
+                                                             "crm_name": "MSH CRM"}})
+    dataset_id: Annotated[str, StringConstraints(pattern="^[0-9]{1,40}$")] | None = Field(
+        default=None, description="The CRM dataset id from Events Manager; null stops sending events.")
+    access_token: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TOKEN, pattern=TOKEN_PATTERN)] \
+        | None = Field(default=None, description="A token for the Conversions API only; null = use the "
+                       "distributor's token. Write-only: stored encrypted, never returned.",
+                       json_schema_extra=_write_only)
+    crm_name: str = optional("The CRM name Meta shows as the events' source (lead_event_source).", min_length=1,
+                             max_length=100)
+    stage_events: dict[Status, StageEvent | None] = optional(
+        "Event name per status (merged into the current mapping); null or empty: that status is not sent.")
+    hashed_contacts: bool = optional("Also send the lead's email and phone, SHA-256 hashed (off by default).")
+    test_event_code: Annotated[str, StringConstraints(pattern="^[A-Za-z0-9_-]{1,100}$")] | None = Field(
+        default=None, description="Events Manager's test event code; null removes it (never in production).")
+
+
 class DistributorSettingsUpdate(Body):
     """Only the fields given change. Leave access_token out to keep the stored token."""
 
@@ -167,6 +190,7 @@ class DistributorSettingsUpdate(Body):
                               description="Page or system-user access token (printable ASCII, no spaces). "
                                           "Write-only: stored encrypted, never returned.",
                               json_schema_extra=_write_only)
+    conversions_api: ConversionsApiUpdate = optional("Conversions API for CRM settings (only those given change).")
 
 
 class DistributorCreate(DistributorSettingsUpdate):
@@ -350,6 +374,31 @@ class DistributorSummary(BaseModel):
     enabled: bool
 
 
+class ConversionEventCounts(BaseModel):
+    pending: int = Field(ge=0)
+    sent: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    expired: int = Field(ge=0)
+    oldest_pending_age_seconds: float | None
+
+
+class ConversionsApiSettings(BaseModel):
+    """Conversions API for CRM settings: the token is never returned, only whether there is one of its own."""
+
+    dataset_id: str | None
+    enabled: bool
+    has_token: bool = Field(description="Whether it has a token of its own (else the distributor's is used).")
+    token_fingerprint: Annotated[str, StringConstraints(pattern="^[0-9a-f]{12}$")] | None
+    crm_name: str
+    stage_events: dict[str, str | None]
+    hashed_contacts: bool
+    test_event_code: str | None
+    configured_at: str | None
+    last_send_at: str | None
+    last_error: str | None
+    events: ConversionEventCounts
+
+
 class DistributorSettings(BaseModel):
     """A distributor's Meta settings. The access token is never returned: only whether there is one and its
     fingerprint (first 12 hex digits of its SHA-256)."""
@@ -366,6 +415,7 @@ class DistributorSettings(BaseModel):
     token_fingerprint: Annotated[str, StringConstraints(pattern="^[0-9a-f]{12}$")] | None
     created_at: UtcTime | None
     updated_at: UtcTime | None
+    conversions_api: ConversionsApiSettings | None = None
 
 
 class TestResult(BaseModel):

@@ -27,6 +27,10 @@ from . import (
     v010_user_scopes,
     v011_sessions_and_logins,
     v012_bad_ids_findable,
+    v013_conversion_events,
+    v014_distributor_health,
+    v015_form_questions,
+    v016_funnel_reported_to_meta,
 )
 
 
@@ -42,12 +46,17 @@ _FILES: list[ModuleType] = [
     v001_core, v002_marts, v003_web_auth, v004_postgres_indexes, v005_raw_payload_zstd,
     v006_form_ownership, v007_sync_runs_per_run, v008_leads_not_rejects, v009_webhook_retries,
     v010_user_scopes, v011_sessions_and_logins, v012_bad_ids_findable,
+    v013_conversion_events,
+    v014_distributor_health,
+    v015_form_questions,
+    v016_funnel_reported_to_meta,
 ]
 
-#: (version, name, statements) in the order they apply; the version is the file's number.
-MIGRATIONS: list[tuple[int, str, Callable[[Dialect], list[str]]]] = [
-    (int(m.__name__.rsplit(".", 1)[1][1:4]), m.NAME, m.statements) for m in _FILES
-]
+#: (version, name, statements) in the order they apply; the version is the file's number. Sorted by version, so
+#: files added to ``_FILES`` out of order (parallel work on migrations) still apply in number order.
+MIGRATIONS: list[tuple[int, str, Callable[[Dialect], list[str]]]] = sorted(
+    ((int(m.__name__.rsplit(".", 1)[1][1:4]), m.NAME, m.statements) for m in _FILES), key=lambda m: m[0]
+)
 
 
 def apply_migrations(wh: _Migratable) -> list[int]:
