@@ -118,7 +118,7 @@ def test_failures_exit_1_with_a_message_and_change_nothing(run, warehouse):
         (("lead", "assign", lead_id, "ghost@msh.example"), "No user 'ghost@msh.example'"),
         (("lead", "show", "404"), "Lead 404 not found"),
         (("lead", "log", lead_id, "call"), "--outcome is required for a call"),
-        (("lead", "log", lead_id, "sms", "--outcome", "answered"), "Outcome of a sms"),
+        (("lead", "log", lead_id, "sms", "--outcome", "answered"), "Outcome of an SMS"),
         (("lead", "delete", lead_id, "--reason", "r", "--yes", "--as", "staff@msh.example"), "may not delete leads"),
         (("lead", "--as", "nobody@msh.example", "list"), "Unknown acting user"),
         (("lead", "bulk", "status", "rejected"), "Say which leads"),

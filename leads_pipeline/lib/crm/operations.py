@@ -304,7 +304,8 @@ def log_interaction(wh: Warehouse, lead_id: str, kind: str, actor: Any, directio
         raise InvalidInput(f"Unknown direction {direction!r}: use one of {', '.join(DIRECTIONS)}.")
     outcome = (outcome or "").strip().lower()
     if outcome not in OUTCOMES[kind]:
-        raise InvalidInput(f"Outcome of a {kind}: use one of {', '.join(OUTCOMES[kind])} (got {outcome or 'none'!r}).")
+        noun = {"call": "a call", "email": "an email", "sms": "an SMS"}[kind]
+        raise InvalidInput(f"Outcome of {noun}: use one of {', '.join(OUTCOMES[kind])} (got {outcome or 'none'!r}).")
     body = _text(body, f"The {kind} text", required=False)
     now = utcnow()
     when = parse_when(occurred_at, "occurred_at") or now
