@@ -40,8 +40,8 @@ from leads_pipeline_tests.test_sync_path import (
     page_of,
     page_token_world,
 )
-from leads_pipeline_tests.test_webhook_support import (  # noqa: F401 - fixtures
 from leads_pipeline_tests.conftest import premigrated
+from leads_pipeline_tests.test_webhook_support import (  # noqa: F401 - fixtures
     APP_SECRET,
     VERIFY_TOKEN,
     configure,
