@@ -17,8 +17,11 @@ demo: $(STAMP)
 	$(BIN)/leads-pipeline demo
 
 ## Run the whole test suite (soaks excluded). Installs Debian's chromium for the console test when it can (root).
+## Tests run in parallel processes (one per core, at most 4): much of their time is spent waiting on servers,
+## subprocesses and Meta's simulated delays, and each has its own warehouse (a DuckDB file, a PostgreSQL schema).
+TEST_WORKERS ?= -n auto --maxprocesses 4
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -m "not soak" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not soak" $(TEST_WORKERS) $(PYTEST_ARGS)
 
 ## Headless Chromium + ChromeDriver for the console test (skipped where neither exists nor can be installed).
 browser:
