@@ -19,7 +19,7 @@ demo: $(STAMP)
 ## Run the whole test suite (soaks excluded). Installs Debian's chromium for the console test when it can (root).
 ## Tests run in parallel processes (one per core, at most 4): much of their time is spent waiting on servers,
 ## subprocesses and Meta's simulated delays, and each has its own warehouse (a DuckDB file, a PostgreSQL schema).
-TEST_WORKERS ?= -n auto --maxprocesses 4
+TEST_WORKERS ?= -n auto --maxprocesses 4 --dist loadgroup
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -m "not soak" $(TEST_WORKERS) $(PYTEST_ARGS)
 

@@ -1,32 +1,22 @@
-"""What a new user runs: `leads-pipeline demo` from scratch, then the analysts' notebook over its data."""
+"""What a new user runs: `leads-pipeline demo` from scratch, then the analysts' notebook over its data.
+
+The demo run is the session's shared one (``demo_dir`` in demo_fixtures.py; test_docs_commands.py uses it too).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nbclient
 import nbformat
 import pytest
 
+# One demo per session: under pytest-xdist (`-n 2 --dist loadgroup`) every test of it runs on one worker.
+pytestmark = pytest.mark.xdist_group("demo")
 REPO = Path(__file__).resolve().parents[1]
-CLI = str(Path(sys.executable).with_name("leads-pipeline"))
-
-
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory) -> Path:
-    """A fresh directory in which `leads-pipeline demo` has run once."""
-    work = tmp_path_factory.mktemp("demo")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADS_")}
-    env["DAGSTER_DISABLE_TELEMETRY"] = "1"
-    run = subprocess.run([CLI, "demo"], cwd=work, env=env, capture_output=True, text=True, timeout=900)
-    assert run.returncode == 0, run.stderr[-3000:]
-    (work / "demo.json").write_text(run.stdout)
-    return work
 
 
 @pytest.mark.slow

@@ -292,6 +292,25 @@ def test_cli_api_keys_and_passwords(cli_env):
     assert credentials.log_in(wh, "admin@example.com", "another long password", client="192.0.2.1").principal
 
 
+def test_cli_api_key_quiet_for_scripts_and_revoke_by_the_key_itself(cli_env):
+    """`KEY=$(users api-key create EMAIL --quiet)` holds only the key (docs/http-api.md's examples use it), and whoever
+    holds a key can revoke it by the key itself; an unknown key is never echoed back whole."""
+    runner = CliRunner()
+    runner.invoke(main, ["users", "add", "Staff", "staff@example.com", "--role", "staff"])
+    quiet = runner.invoke(main, ["users", "api-key", "create", "staff@example.com", "--quiet"])
+    key = quiet.stdout.strip()
+    assert quiet.exit_code == 0 and re.fullmatch(r"lp_[A-Za-z0-9_-]{43}", key), quiet.output
+    wh = Warehouse(cli_env)
+    assert credentials.authenticate_api_key(wh, key)[0].email == "staff@example.com"
+    revoked = runner.invoke(main, ["users", "api-key", "revoke", key])
+    assert revoked.exit_code == 0 and "Revoked" in revoked.output and key not in revoked.output
+    with pytest.raises(credentials.AuthError, match="revoked"):
+        credentials.authenticate_api_key(wh, key)
+    unknown = "lp_" + "x" * 43
+    missing = runner.invoke(main, ["users", "api-key", "revoke", unknown])
+    assert missing.exit_code == 1 and "No API key 'lp_xxxxxxxx…'" in missing.output and unknown not in missing.output
+
+
 def test_serve_command_is_registered():
     result = CliRunner().invoke(main, ["serve", "--help"])
     assert result.exit_code == 0 and "--host" in result.output and "--port" in result.output

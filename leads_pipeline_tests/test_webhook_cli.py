@@ -99,3 +99,38 @@ def test_process_stores_pending_leads_without_dagster(world, monkeypatch) -> Non
     assert {r["status"] for r in inbox_rows(wh).values()} == {"processed"}
     again = json.loads(_run("webhooks", "process", key).output)
     assert again["distributors"][0]["selected"] == 0
+
+
+def test_subscribe_with_a_callback_url_subscribes_the_app_and_the_sandbox_delivers(warehouse, live_receiver,
+                                                                                      monkeypatch) -> None:
+    """`webhooks subscribe --callback-url` does what Meta's App Dashboard does (POST /{app-id}/subscriptions): the
+    simulator checks the URL with the hub.challenge handshake against the real receiver, then delivers the new leads
+    of the Pages that installed the app. Without the app secret or the verify token it says which is missing."""
+    from leads_pipeline.simulator import SimulatorServer
+    from leads_pipeline_tests.test_webhook_support import SCENARIO
+
+    with SimulatorServer(SCENARIO) as sim:
+        manifest = sim.manifest()
+        configure(monkeypatch, graph_base_url=sim.base_url, warehouse_url=warehouse.url)
+        key = add_sim_distributor(warehouse, monkeypatch, manifest)
+        receiver = live_receiver(warehouse)
+        no_secret = _run("webhooks", "subscribe", "--callback-url", receiver.webhook_url)
+        assert no_secret.exit_code == 1 and "LEADS_APP_SECRET" in no_secret.output
+        configure(monkeypatch, app_secret=manifest["app_secret"])
+        no_token = _run("webhooks", "subscribe", "--callback-url", receiver.webhook_url)
+        assert no_token.exit_code == 1 and "LEADS_WEBHOOK_VERIFY_TOKEN" in no_token.output
+        assert all(p.installed_fields is None for p in sim.simulator.world.pages)  # refused before touching Meta
+        configure(monkeypatch, webhook_verify_token="sandbox-verify-token")
+
+        result = _run("webhooks", "subscribe", "--callback-url", receiver.webhook_url, "--json")
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.output)
+        assert data["success"] and [d["distributor"] for d in data["distributors"]] == [key]
+        assert data["app_subscription"] == {"app_id": manifest["app_id"], "object": "page", "fields": ["leadgen"],
+                                            "callback_url": receiver.webhook_url}
+        assert "sandbox-verify-token" not in result.output and manifest["app_secret"] not in result.output
+        assert sim.simulator.world.app_subscriptions["page"]["callback_url"] == receiver.webhook_url
+
+        new_ids = sim.advance(leads=4)
+        assert sim.flush_webhooks(20)
+    assert set(inbox_rows(warehouse)) >= set(new_ids) and len(new_ids) == 4

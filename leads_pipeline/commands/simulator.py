@@ -17,7 +17,8 @@ def simulator() -> None:
 
 @simulator.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8765, show_default=True, type=int, help="Port (0 = any free port).")
+@click.option("--port", default=None, type=int,
+              help="Port (0 = any free port)  [default: 8765; with --sandbox, the demo's: LEADS_SANDBOX_PORT or 8765]")
 @click.option("--seed", type=int, help="Same seed → same world (default: the scenario file's, else 1).")
 @click.option("--scenario", "scenario_file", type=click.Path(exists=True, dir_okay=False),
               help="A JSON scenario file (see leads_pipeline.simulator.Scenario); the options below override it.")
@@ -31,16 +32,17 @@ def simulator() -> None:
               help="The demo's world (what `make demo` synced: its Pages, tokens, app secret and leads), with new "
                    "leads arriving in real time: the simulator `make dev` runs, without the Dagster UI. The demo's "
                    ".env points LEADS_GRAPH_BASE_URL at it (port 8765).")
-def serve(host: str, port: int, seed: int | None, scenario_file: str | None, pages: int | None,
+def serve(host: str, port: int | None, seed: int | None, scenario_file: str | None, pages: int | None,
           forms_per_page: int | None, leads_per_form: int | None, arrival_rate: float | None,
           webhook_url: str | None, sandbox: bool) -> None:
     """Serve the simulator until interrupted (Ctrl-C)."""
     if sandbox and scenario_file:
         raise click.BadParameter("--sandbox is the demo's scenario: give it or --scenario, not both")
     if sandbox:
-        from leads_pipeline.commands.demo import sandbox_scenario
+        from leads_pipeline.commands.demo import SANDBOX_PORT, sandbox_scenario
 
         scenario = sandbox_scenario()
+        port = SANDBOX_PORT if port is None else port
     else:
         scenario = Scenario.from_json(scenario_file) if scenario_file else Scenario()
     changes: dict = {} if seed is None else {"seed": seed}
@@ -58,6 +60,7 @@ def serve(host: str, port: int, seed: int | None, scenario_file: str | None, pag
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     realtime = arrival_rate is not None or sandbox
+    port = 8765 if port is None else port
     server = SimulatorServer(scenario, host=host, port=port, realtime=realtime, webhook_url=webhook_url)
     try:
         server.start()

@@ -157,14 +157,19 @@ def api_key() -> None:
 @api_key.command("create")
 @click.argument("user")
 @click.option("--name", "-n", default=None, help="What the key is for (e.g. 'reporting script').")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the key, for scripts: KEY=$(leads-pipeline users api-key "
+                                                  "create EMAIL --quiet)")
 @json_option
 @as_option
 @friendly
-def api_key_create_cmd(user: str, name: str | None, as_json: bool) -> None:
+def api_key_create_cmd(user: str, name: str | None, quiet: bool, as_json: bool) -> None:
     """Create an API key for USER (id or email) and print it ONCE: only its hash is stored."""
     from leads_pipeline.lib.crm import credentials
 
     key, row = credentials.create_api_key(warehouse(), user, name=name, actor=current_actor())
+    if quiet:
+        click.echo(key)
+        return
     if as_json:
         echo_json(plain({**row, "key": key}))
         return
@@ -203,7 +208,8 @@ def api_key_list_cmd(user: str | None, active_only: bool, as_json: bool) -> None
 @as_option
 @friendly
 def api_key_revoke_cmd(key: str) -> None:
-    """Revoke the API key KEY (its id, key_…, or its prefix, lp_…); requests with it are refused from now on."""
+    """Revoke the API key KEY (its id, key_…, its prefix, lp_…, or the key itself); requests with it are refused
+    from now on."""
     from leads_pipeline.lib.crm import credentials
 
     row = credentials.revoke_api_key(warehouse(), key, actor=current_actor())

@@ -50,12 +50,57 @@ def _instructions(public_url: str | None) -> list[str]:
 
 
 @webhooks.command("subscribe")
-@click.argument("key")
+@click.argument("key", required=False)
 @click.option("--public-url", default=None, help="The service's public base URL, to print the exact callback URL.")
+@click.option("--callback-url", default=None,
+              help="Also subscribe the app itself to the Page object's leadgen field with this callback URL "
+                   "(POST /{app-id}/subscriptions, what the App Dashboard's Webhooks page does), verified at once "
+                   "with LEADS_WEBHOOK_VERIFY_TOKEN; needs LEADS_APP_SECRET. With the sandbox simulator: "
+                   "http://127.0.0.1:8000/webhooks/meta.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def subscribe(key: str, public_url: str | None, as_json: bool) -> None:
-    """Install the app's leadgen webhooks on each Page of distributor KEY (POST /{page-id}/subscribed_apps)."""
+def subscribe(key: str | None, public_url: str | None, callback_url: str | None, as_json: bool) -> None:
+    """Install the app's leadgen webhooks on each Page of distributor KEY (POST /{page-id}/subscribed_apps); without
+    KEY, of every enabled distributor."""
     wh = warehouse()
+    if callback_url:
+        _app_credentials()  # before anything changes at Meta
+    if key is not None:
+        keys = [_known(wh, key).key]
+    else:
+        keys = [d.key for d in distributors.list_all(wh) if d.enabled]
+        if not keys:
+            fail("No enabled distributor: add one with `leads-pipeline distributors add`.")
+    results = [_subscribe_pages(wh, k) for k in keys]
+    app = _subscribe_app(wh, keys[0], callback_url) if callback_url else None
+    ok = all(r["success"] for r in results)
+    if as_json:
+        if key is not None:
+            echo_json({**results[0], "app_subscription": app})
+        else:
+            echo_json({"success": ok, "distributors": results, "app_subscription": app})
+    else:
+        for result in results:
+            if key is None:
+                click.echo(f"{result['distributor']}:")
+            for p in result["pages"]:
+                state = "subscribed (leadgen)" if p["subscribed"] else f"FAILED: {p['error']}"
+                click.echo(f"{'' if key else '  '}Page {p['page_id']}: {state}")
+        click.echo("")
+        if app:
+            click.echo(f"App {app['app_id']} subscribed: Page object, field leadgen, callback {app['callback_url']} "
+                       "(verified with LEADS_WEBHOOK_VERIFY_TOKEN).")
+            click.echo("New leads of these Pages are now POSTed there, signed with the app secret; see them with "
+                       "`leads-pipeline webhooks inbox`.")
+        else:
+            for line in _instructions(public_url):
+                click.echo(line)
+    if not ok:
+        fail("Some Pages could not be subscribed: the token needs "
+             f"{', '.join(sorted(set(WEBHOOK_PERMISSIONS) | set(REQUIRED_PERMISSIONS)))} and a role on the Page.")
+
+
+def _subscribe_pages(wh, key: str) -> dict[str, Any]:
+    """Install the app's leadgen webhooks on each Page of one distributor; what happened per Page."""
     dist = _known(wh, key)
     try:
         token = distributors.access_token(wh, key)
@@ -90,21 +135,41 @@ def subscribe(key: str, public_url: str | None, as_json: bool) -> None:
         except GraphError as exc:
             entry["error"] = exc.user_message
         pages.append(entry)
-    ok = all(p["subscribed"] for p in pages)
-    result = {"success": ok, "distributor": key, "pages": pages, "callback_path": WEBHOOK_PATH,
-              "permissions": list(WEBHOOK_PERMISSIONS)}
-    if as_json:
-        echo_json(result)
-    else:
-        for p in pages:
-            state = "subscribed (leadgen)" if p["subscribed"] else f"FAILED: {p['error']}"
-            click.echo(f"Page {p['page_id']}: {state}")
-        click.echo("")
-        for line in _instructions(public_url):
-            click.echo(line)
-    if not ok:
-        fail("Some Pages could not be subscribed: the token needs "
-             f"{', '.join(sorted(set(WEBHOOK_PERMISSIONS) | set(REQUIRED_PERMISSIONS)))} and a role on the Page.")
+    return {"success": all(p["subscribed"] for p in pages), "distributor": key, "pages": pages,
+            "callback_path": WEBHOOK_PATH, "permissions": list(WEBHOOK_PERMISSIONS)}
+
+
+def _app_credentials() -> tuple[str, str]:
+    """(app secret, verify token) for subscribing the app, or a failure naming the setting that is missing."""
+    settings = get_settings()
+    if settings.app_secret is None:
+        fail("--callback-url needs LEADS_APP_SECRET: the app token is made with it, and `serve` checks the "
+             "signature of every delivery with it.")
+    if settings.webhook_verify_token is None:
+        fail("--callback-url needs LEADS_WEBHOOK_VERIFY_TOKEN: Meta sends it to the callback URL, which must know it "
+             "to answer the handshake.")
+    return settings.app_secret.get_secret_value(), settings.webhook_verify_token.get_secret_value()
+
+
+def _subscribe_app(wh, key: str, callback_url: str) -> dict[str, Any]:
+    """Subscribe the app to the Page object's leadgen field at ``callback_url`` (Meta verifies it right away).
+
+    The app id comes from Meta's view of a distributor's token (``debug_token``); the app token is
+    ``{app_id}|{LEADS_APP_SECRET}``, the same secret ``serve`` checks every delivery's signature with."""
+    app_secret, verify_token = _app_credentials()
+    try:
+        client = make_client(distributors.access_token(wh, key))
+    except distributors.DistributorError as exc:
+        fail(str(exc))
+    try:
+        app_id = str(client.debug_token().get("app_id") or "")
+        if not app_id:
+            fail(f"Meta did not say which app the token of {key} belongs to (debug_token without app_id).")
+        client.with_token(f"{app_id}|{app_secret}").subscribe_app(app_id, callback_url, verify_token)
+    except GraphError as exc:
+        fail(f"The app could not be subscribed to {callback_url}: {exc.user_message} (is `leads-pipeline serve` "
+             "answering there, with the same LEADS_WEBHOOK_VERIFY_TOKEN and LEADS_APP_SECRET?)")
+    return {"app_id": app_id, "object": "page", "fields": ["leadgen"], "callback_url": callback_url}
 
 
 @webhooks.command("inbox")

@@ -130,16 +130,19 @@ def list_api_keys(wh: Warehouse, user: str | None = None, *, include_revoked: bo
 
 
 def revoke_api_key(wh: Warehouse, ref: str, *, actor: Any = "cli") -> dict:
-    """Revoke a key named by its id (``key_…``) or its shown prefix (``lp_…``). Revoking twice is a no-op."""
+    """Revoke a key named by its id (``key_…``), its shown prefix (``lp_…``) or the key itself (whoever holds a
+    leaked key can revoke it without looking up its prefix). Revoking twice is a no-op."""
     ref = (ref or "").strip()
     if not ref:
         raise InvalidInput("Name the key to revoke by its id (key_…) or prefix (lp_…).")
     now = utcnow()
     with wh.transaction() as conn:
         principal = resolve_actor(conn, actor)
-        rows = conn.query(f"SELECT {_KEY_COLUMNS} WHERE k.id = ? OR k.prefix = ?", [ref, ref])
+        rows = conn.query(f"SELECT {_KEY_COLUMNS} WHERE k.id = ? OR k.prefix = ? OR k.key_hash = ?",
+                          [ref, ref, hash_api_key(ref)])
         if not rows:
-            raise InvalidInput(f"No API key {ref!r}: see `leads-pipeline users api-key list`.")
+            shown = ref if len(ref) <= API_KEY_SHOWN_CHARS else f"{ref[:API_KEY_SHOWN_CHARS]}…"  # never echo a key
+            raise InvalidInput(f"No API key {shown!r}: see `leads-pipeline users api-key list`.")
         if len(rows) > 1:
             raise InvalidInput(f"{ref!r} names {len(rows)} keys: revoke by id instead (key_…).")
         row = rows[0]
