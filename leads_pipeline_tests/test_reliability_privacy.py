@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from leads_pipeline.lib import crm
 from leads_pipeline.lib.graph import make_client

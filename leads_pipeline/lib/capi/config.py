@@ -36,7 +36,6 @@ __all__ = [
     "configure",
     "get",
     "load",
-    "rotate_tokens",
 ]
 
 DEFAULT_CRM_NAME = "Leads Pipeline"
@@ -340,22 +339,3 @@ def access_token(wh: Warehouse, key: str, cipher: TokenCipher | None = None) -> 
     except TokenDecryptError as exc:
         raise TokenDecryptError(f"{exc} (This is the Conversions API token of {key}: store it again with "
                                 f"`leads-pipeline distributors update {key} --capi-token-stdin`.)") from None
-
-
-def rotate_tokens(conn: Conn, cipher: TokenCipher) -> int:
-    """Re-encrypt every stored Conversions API token with the first key, inside the caller's transaction (the key
-    rotation of ``distributors.tokens.rotate_tokens``, all or nothing with the distributors' tokens)."""
-    exists = conn.scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = 'capi_settings' "
-                         "AND table_schema = current_schema()")
-    if not exists:
-        return 0
-    rows = conn.query("SELECT distributor, token_encrypted FROM capi_settings WHERE token_encrypted IS NOT NULL "
-                      "ORDER BY distributor")
-    for row in rows:
-        try:
-            rotated = cipher.rotate(row["token_encrypted"])
-        except TokenDecryptError as exc:
-            raise TokenDecryptError(f"Conversions API token of {row['distributor']}: {exc}") from None
-        conn.execute("UPDATE capi_settings SET token_encrypted = ? WHERE distributor = ?",
-                     [rotated, row["distributor"]])
-    return len(rows)

@@ -52,6 +52,7 @@ from leads_pipeline.lib.warehouse.retry import retry_conflicts
 from ._db import audit, utcnow
 from .errors import InvalidInput
 from .rules import authorize, can
+from .revocation import end_sessions
 from .users import Principal, principal_of, require_user, resolve_actor
 
 
@@ -306,26 +307,6 @@ def end_session(wh: Warehouse, token: str, *, reason: str = "logout") -> bool:
     with wh.transaction() as conn:
         return conn.execute("UPDATE web_sessions SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL",
                             [utcnow(), reason, _session_id(token)]) > 0
-
-
-def end_sessions(conn: Conn, user_id: str, *, at: dt.datetime, reason: str) -> int:
-    """End every open session of ``user_id`` (new password, deactivation)."""
-    return conn.execute("UPDATE web_sessions SET ended_at = ?, end_reason = ? WHERE user_id = ? AND ended_at IS NULL",
-                        [at, reason, user_id])
-
-
-def end_credentials(conn: Conn, user_id: str, *, at: dt.datetime, actor: str) -> None:
-    """A user was deactivated: revoke their API keys (audited) and end their sessions, in the caller's transaction.
-
-    Reactivating the user later gives back the account, never these keys.
-    """
-    keys = conn.query("SELECT id, prefix FROM api_keys WHERE user_id = ? AND revoked_at IS NULL ORDER BY id",
-                      [user_id])
-    for k in keys:
-        conn.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", [at, k["id"]])
-        audit(conn, actor=actor, action="api_key.revoke", entity_type="api_key", entity_id=k["id"], before=None,
-              after={"user_id": user_id, "prefix": k["prefix"], "reason": "user deactivated"}, at=at)
-    end_sessions(conn, user_id, at=at, reason="deactivated")
 
 
 # ------------------------------------------------------------------------------------------------- logins

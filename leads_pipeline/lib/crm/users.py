@@ -19,6 +19,7 @@ from leads_pipeline.lib.warehouse import Conn, Warehouse
 
 from ._db import audit, utcnow
 from .errors import InvalidInput, PermissionDenied, UnknownUser, UserExists
+from .revocation import end_credentials
 from .rules import authorize, check_role
 
 BUILTIN_ACTORS = ("cli", "system")
@@ -259,8 +260,6 @@ def _set_active(wh: Warehouse, user: str, active: bool, actor: Any) -> dict[str,
                   entity_type="user", entity_id=row["id"], before={"active": not active}, after={"active": active},
                   at=now)
             if not active:  # reactivation must not revive keys or sessions that may have leaked meanwhile
-                from .credentials import end_credentials
-
                 end_credentials(conn, row["id"], at=now, actor=principal.id)
             row = {**row, "active": active}
         return with_distributors(conn, [row])[0]

@@ -32,39 +32,42 @@ def access_token(wh: Warehouse, key: str, cipher: TokenCipher | None = None) -> 
     return (cipher or TokenCipher()).decrypt(row["token_encrypted"])
 
 
+# Every token stored encrypted, as (table, key column): the distributors' Graph tokens and the Conversions API tokens
+# of their own (lib/capi). Key rotation re-encrypts them all in one transaction.
+ENCRYPTED_TOKENS: tuple[tuple[str, str], ...] = (("distributors", "key"), ("capi_settings", "distributor"))
+
+
 def rotate_tokens(wh: Warehouse, *, cipher: TokenCipher | None = None, actor: str = "system") -> int:
-    """Re-encrypt every stored token (the distributors' and their Conversions API tokens) with the first key of
-    ``LEADS_SECRET_KEY``; returns how many.
+    """Re-encrypt every stored token (``ENCRYPTED_TOKENS``) with the first key of ``LEADS_SECRET_KEY``; returns how
+    many. Each re-encryption is audited on its distributor.
 
     All or nothing: if one token cannot be decrypted with the configured keys, nothing changes.
     """
     cipher = cipher or TokenCipher()
+    rotated = 0
     with wh.transaction() as conn:
-        rows = conn.query(
-            "SELECT key, token_encrypted, token_fingerprint FROM distributors WHERE token_encrypted IS NOT NULL "
-            "ORDER BY key"
-        )
-        staged = []
-        for row in rows:
-            try:
-                staged.append((row["key"], cipher.rotate(row["token_encrypted"])))
-            except TokenDecryptError as exc:
-                raise TokenDecryptError(f"Distributor {row['key']}: {exc}") from None
-        # Conversions API tokens of their own (lib/capi) rotate in the same transaction: all or nothing.
-        from leads_pipeline.lib.capi.config import rotate_tokens as rotate_capi_tokens
-
-        capi_rotated = rotate_capi_tokens(conn, cipher)
-        if not staged:
-            return capi_rotated
-        conn.stage("rotated_tokens", {"key": "TEXT", "token_encrypted": "TEXT"}, staged)
-        conn.execute(
-            "UPDATE distributors SET token_encrypted = r.token_encrypted, updated_at = CURRENT_TIMESTAMP "
-            "FROM rotated_tokens r WHERE distributors.key = r.key"
-        )
-        conn.execute(
-            "INSERT INTO audit_log (occurred_at, actor, action, entity_type, entity_id, before, after) "
-            "SELECT CURRENT_TIMESTAMP, ?, 'distributor.token_reencrypted', 'distributor', d.key, NULL, "
-            "CAST(? AS " + conn.dialect.json + ") FROM rotated_tokens d",
-            [actor or "system", json.dumps({"token": "re-encrypted with the first key of LEADS_SECRET_KEY"})],
-        )
-    return len(staged) + capi_rotated
+        for table, key in ENCRYPTED_TOKENS:
+            rows = conn.query(f"SELECT {key} AS key, token_encrypted FROM {table} WHERE token_encrypted IS NOT NULL "
+                              f"ORDER BY {key}")
+            what = "" if table == "distributors" else "Conversions API token of "
+            staged = []
+            for row in rows:
+                try:
+                    staged.append((row["key"], cipher.rotate(row["token_encrypted"])))
+                except TokenDecryptError as exc:
+                    raise TokenDecryptError(f"{what or 'Distributor '}{row['key']}: {exc}") from None
+            if not staged:
+                continue
+            conn.stage("rotated_tokens", {"key": "TEXT", "token_encrypted": "TEXT"}, staged)
+            touched = ", updated_at = CURRENT_TIMESTAMP" if table == "distributors" else ""
+            conn.execute(f"UPDATE {table} SET token_encrypted = r.token_encrypted{touched} FROM rotated_tokens r "
+                         f"WHERE {table}.{key} = r.key")
+            conn.execute(
+                "INSERT INTO audit_log (occurred_at, actor, action, entity_type, entity_id, before, after) "
+                "SELECT CURRENT_TIMESTAMP, ?, 'distributor.token_reencrypted', 'distributor', r.key, NULL, "
+                "CAST(? AS " + conn.dialect.json + ") FROM rotated_tokens r",
+                [actor or "system",
+                 json.dumps({"capi_token" if what else "token": "re-encrypted with the first key of LEADS_SECRET_KEY"})],
+            )
+            rotated += len(staged)
+    return rotated
