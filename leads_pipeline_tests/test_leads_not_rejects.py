@@ -307,3 +307,23 @@ def test_migration_8_turns_no_contact_quarantine_into_leads_staff_can_reopen(war
             "SELECT kind FROM lead_interactions WHERE meta_lead_id = ?", ["900000000000007"])]
     assert row == {"status": "new", "status_reason": None}
     assert kinds == ["reopen"]
+
+
+def test_required_fields_check_accepts_staff_decisions_on_leads_without_contact(warehouse):
+    """A lead with no usable contact is stored 'rejected' with its reason; once staff reopen and work it, the reason
+    is gone and their decision is in lead_interactions — the blocking check must not fail the next sync for it."""
+    from leads_pipeline.lib import crm, quality
+    from leads_pipeline_tests.crm_fixtures import insert_rows, lead_row
+
+    insert_rows(warehouse, [lead_row(1, email=None, phone=None, status="rejected"),
+                            lead_row(2, email=None, phone=None, status="rejected")])
+    with warehouse.transaction() as conn:
+        conn.execute("UPDATE leads SET status_reason = 'no valid contact'")
+    assert quality.leads_missing_required(warehouse) == 0
+    worked, untouched = lead_row(1)["meta_lead_id"], lead_row(2)["meta_lead_id"]
+    crm.change_status(warehouse, worked, "contacted", "cli", note="reached by WhatsApp")
+    crm.change_status(warehouse, worked, "converted", "cli")
+    assert quality.leads_missing_required(warehouse) == 0
+    with warehouse.transaction() as conn:  # the pipeline's own rule still holds for a lead nobody touched
+        conn.execute("UPDATE leads SET status_reason = NULL WHERE meta_lead_id = ?", [untouched])
+    assert quality.leads_missing_required(warehouse) == 1

@@ -29,12 +29,15 @@ def leads_missing_required(wh: Warehouse) -> int:
     """Leads lacking an id, distributor or created_time, or with neither email nor phone and no reason recorded.
 
     A lead without a usable contact is kept (status 'rejected', ``status_reason`` 'no valid contact', for staff to
-    review or reopen), so only such a lead *without* its reason breaks the rule."""
+    review or reopen), so only such a lead *without* its reason breaks the rule — unless staff have worked it: a
+    lead they reopened, converted or rejected themselves carries their decision in ``lead_interactions`` instead (a
+    second demo, after the first one's staff activity, failed here)."""
     with wh.transaction(read_only=True) as conn:
         return int(
             conn.scalar(
-                "SELECT count(*) FROM leads WHERE meta_lead_id IS NULL OR distributor IS NULL "
-                "OR created_time IS NULL OR (email IS NULL AND phone IS NULL AND status_reason IS NULL)"
+                "SELECT count(*) FROM leads l WHERE l.meta_lead_id IS NULL OR l.distributor IS NULL "
+                "OR l.created_time IS NULL OR (l.email IS NULL AND l.phone IS NULL AND l.status_reason IS NULL "
+                "AND NOT EXISTS (SELECT 1 FROM lead_interactions i WHERE i.meta_lead_id = l.meta_lead_id))"
             )
             or 0
         )
