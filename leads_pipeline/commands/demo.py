@@ -133,11 +133,14 @@ def demo() -> None:
 
     with wh.transaction(read_only=True) as conn:
         stats = live_stats(conn)
+        conversions["sent_in_all"] = int(conn.scalar("SELECT count(*) FROM conversion_events WHERE status = 'sent'")
+                                         or 0)
     failed = [k for k, ok in results.items() if not ok]
     echo_json({"stats": stats, "runs": results, "conversions_api": conversions,
                "seconds": round(time.monotonic() - started, 1)})
     click.echo(f"\nConversions API: Meta (the simulator) accepted {conversions['events_accepted']} lead stage events "
-               f"in {conversions['datasets']} CRM dataset(s): {conversions['by_event_name']}", err=True)
+               f"in {conversions['datasets']} CRM dataset(s) in this run: {conversions['by_event_name']} "
+               f"({conversions['sent_in_all']} sent in all; a stage is never sent twice)", err=True)
     click.echo(
         "\nNext:\n"
         "  make dev                          # Dagster UI on http://127.0.0.1:3000 (lineage, runs, checks)\n"
