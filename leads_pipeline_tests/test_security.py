@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from cryptography.fernet import Fernet
 
 from leads_pipeline.lib import security
+from leads_pipeline.lib.crm import credentials
 from leads_pipeline.lib.graph.redaction import REDACTED, redact
 from leads_pipeline.lib.security import (
     MissingSecretKey,
@@ -304,12 +305,11 @@ def _service(url: str):
     from leads_pipeline.lib import crm
     from leads_pipeline.lib.warehouse import Warehouse
     from leads_pipeline.settings import Settings
-    from leads_pipeline.web import auth
 
     wh = Warehouse(url)
     wh.migrate()
     crm.add_user(wh, "Admin Person", ADMIN, "superadmin")
-    auth.set_password(wh, ADMIN, ADMIN_PASSWORD)
+    credentials.set_password(wh, ADMIN, ADMIN_PASSWORD)
 
     def settings(**extra):
         return Settings(warehouse_url=wh.url, secret_key=generate_key(), **extra)
@@ -565,7 +565,7 @@ def test_reactivation_does_not_revive_old_api_keys(warehouse):
     from leads_pipeline.web import auth
 
     crm.add_user(warehouse, "Staff Person", "staff@example.com", "staff")
-    key, _ = auth.create_api_key(warehouse, "staff@example.com", name="laptop")
+    key, _ = credentials.create_api_key(warehouse, "staff@example.com", name="laptop")
     assert auth.authenticate_api_key(warehouse, key).principal.email == "staff@example.com"
     crm.deactivate_user(warehouse, "staff@example.com")
     crm.reactivate_user(warehouse, "staff@example.com")
@@ -576,10 +576,9 @@ def test_reactivation_does_not_revive_old_api_keys(warehouse):
 def test_passwords_are_stored_with_scrypt_n_2_17(warehouse):
     """Finding: scrypt N=2¹⁴; OWASP asks 2¹⁷ (r=8, p=1)."""
     from leads_pipeline.lib import crm
-    from leads_pipeline.web import auth
 
     crm.add_user(warehouse, "Staff Person", "staff@example.com", "staff")
-    auth.set_password(warehouse, "staff@example.com", ADMIN_PASSWORD)
+    credentials.set_password(warehouse, "staff@example.com", ADMIN_PASSWORD)
     with warehouse.transaction(read_only=True) as conn:
         stored = conn.scalar("SELECT password_hash FROM users WHERE email = 'staff@example.com'")
     assert stored.startswith(f"scrypt${2**17}$8$1$")

@@ -12,7 +12,7 @@ import pytest
 from leads_pipeline.lib.warehouse.migrations import MIGRATIONS
 
 from leads_pipeline.lib import crm
-from leads_pipeline.web import auth
+from leads_pipeline.lib.crm import credentials
 from leads_pipeline_tests.test_web_support import SECRET_TOKEN, World, client, login, seed_world
 from leads_pipeline_tests.conftest import premigrated
 
@@ -149,8 +149,8 @@ def test_superadmin_may_do_everything_and_every_change_is_audited_with_the_user(
 def test_revoked_keys_and_deactivated_users_are_refused(world):
     c = client(world.wh)
     assert c.get("/api/me", headers=world.headers("staff")).json()["role"] == "staff"
-    keys = auth.list_api_keys(world.wh, world.staff["email"])
-    auth.revoke_api_key(world.wh, keys[0]["prefix"])
+    keys = credentials.list_api_keys(world.wh, world.staff["email"])
+    credentials.revoke_api_key(world.wh, keys[0]["prefix"])
     r = c.get("/api/me", headers=world.headers("staff"))
     assert r.status_code == 401 and "revoked" in r.json()["error"]
     crm.deactivate_user(world.wh, world.admin["email"])
@@ -164,7 +164,7 @@ def test_api_keys_are_stored_only_as_hashes(world):
         rows = conn.query("SELECT * FROM api_keys")
     dump = json.dumps(rows, default=str)
     assert world.admin_key not in dump and world.staff_key not in dump
-    assert {r["key_hash"] for r in rows} == {auth.hash_api_key(world.admin_key), auth.hash_api_key(world.staff_key)}
+    assert {r["key_hash"] for r in rows} == {credentials.hash_api_key(world.admin_key), credentials.hash_api_key(world.staff_key)}
     assert all(world.admin_key.startswith(r["prefix"]) or world.staff_key.startswith(r["prefix"]) for r in rows)
     assert world.admin_key not in json.dumps(world.audit(), default=str)
 

@@ -12,7 +12,7 @@ from markupsafe import escape
 
 from leads_pipeline.lib import crm
 from leads_pipeline.lib.warehouse import Warehouse
-from leads_pipeline.web import auth
+from leads_pipeline.lib.crm import credentials
 from leads_pipeline_tests.test_web_support import (
     ADMIN_PASSWORD,
     SECRET_TOKEN,
@@ -243,7 +243,7 @@ def test_logout_and_sessions_that_end(world):
     assert c.get("/console/leads").status_code == 303
     # A new password ends older sessions; so does deactivation.
     login(c, "staff@example.com", STAFF_PASSWORD)
-    auth.set_password(world.wh, "staff@example.com", "a-brand-new-password")
+    credentials.set_password(world.wh, "staff@example.com", "a-brand-new-password")
     assert c.get("/console/leads").status_code == 303
     login(c, "staff@example.com", "a-brand-new-password")
     crm.deactivate_user(world.wh, "staff@example.com")
@@ -636,7 +636,7 @@ def test_a_synced_lead_shows_its_forms_questions(monkeypatch, simulator_factory,
     questions = json.loads(row["questions"])
     assert questions and all(q["key"] and q["label"] for q in questions)
     admin = crm.add_user(box.wh, "Admin", "admin@example.com", "superadmin")
-    auth.set_password(box.wh, admin["email"], ADMIN_PASSWORD)
+    credentials.set_password(box.wh, admin["email"], ADMIN_PASSWORD)
     c = client(box.wh)
     login(c, admin["email"], ADMIN_PASSWORD)
     page = c.get(f"/console/leads/{row['meta_lead_id']}").text

@@ -26,7 +26,7 @@ from leads_pipeline.lib.distributors import registry
 from leads_pipeline.lib.security import TokenCipher, generate_key
 from leads_pipeline.lib.warehouse import Warehouse
 from leads_pipeline.settings import Settings, get_settings
-from leads_pipeline.web import auth
+from leads_pipeline.lib.crm import credentials
 from leads_pipeline.web.app import create_app
 from leads_pipeline_tests.crm_fixtures import insert_rows, lead_row
 
@@ -110,8 +110,8 @@ def seed_world(monkeypatch, wh: Warehouse, *, leads: int = 12, graph_base_url: s
                  cipher=TokenCipher(secret))
     admin = crm.add_user(wh, "Admin Person", "admin@example.com", "superadmin")
     staff = crm.add_user(wh, "Staff Person", "staff@example.com", "staff", distributors=["msh"])
-    admin_key, _ = auth.create_api_key(wh, admin["email"], name="tests")
-    staff_key, _ = auth.create_api_key(wh, staff["email"], name="tests")
+    admin_key, _ = credentials.create_api_key(wh, admin["email"], name="tests")
+    staff_key, _ = credentials.create_api_key(wh, staff["email"], name="tests")
     set_password_hashed_once(wh, admin["email"], ADMIN_PASSWORD)
     set_password_hashed_once(wh, staff["email"], STAFF_PASSWORD)
     rows = []

@@ -44,9 +44,14 @@ class Tenants:
         self._msh = iter(self.msh_ids[1:])
         self._other = iter(self.other_ids[1:])
 
-    def fresh(self, scope: str) -> str:
-        """A lead of ``msh`` (in) or ``other`` (out) no earlier case has changed."""
-        return next(self._msh if scope == "in" else self._other)
+    def fresh(self, scope: str, status: str | None = None) -> str:
+        """A lead of ``msh`` (in) or ``other`` (out) no earlier case has changed (with ``status``, one in it)."""
+        leads = self._msh if scope == "in" else self._other
+        while True:
+            lead = next(leads)
+            with self.world.wh.transaction(read_only=True) as conn:
+                if status is None or conn.scalar("SELECT status FROM leads WHERE meta_lead_id = ?", [lead]) == status:
+                    return lead
 
     def snapshot(self) -> list[tuple]:
         with self.world.wh.transaction(read_only=True) as conn:
@@ -208,7 +213,7 @@ def test_console_lead_pages_and_forms(tenants, scope, form):
     t, _ = tenants
     c = client(t.world.wh, t.world.settings())
     token = login(c, "staff@example.com", STAFF_PASSWORD)
-    lead = t.fresh(scope)
+    lead = t.fresh(scope, "new")  # a new lead allows every form's change, whichever leads earlier cases took
     page = c.get(f"/console/leads/{lead}")
     assert page.status_code == (200 if scope == "in" else 404)
     if scope == "out":

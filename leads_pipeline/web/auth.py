@@ -40,15 +40,7 @@ from typing import Any
 
 from leads_pipeline.lib import crm
 from leads_pipeline.lib.crm import credentials
-from leads_pipeline.lib.crm.credentials import (  # noqa: F401 - the names callers of this module used before
-    MAX_PASSWORD_LENGTH,
-    AuthError,
-    create_api_key,
-    hash_api_key,
-    list_api_keys,
-    revoke_api_key,
-    set_password,
-)
+from leads_pipeline.lib.crm.credentials import MAX_PASSWORD_LENGTH, AuthError  # noqa: F401 - the console's form cap
 from leads_pipeline.lib.warehouse import Warehouse
 
 SESSION_COOKIE = "lp_session"

@@ -10,7 +10,7 @@ a user ``UnknownUser``; a filter only ever narrows the scope.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from leads_pipeline.lib.distributors import registry
@@ -36,19 +36,11 @@ def require_visible_distributor(principal: Principal, key: str) -> None:
         raise DistributorNotVisible(key)
 
 
-def visible_leads(principal: Principal, rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [r for r in rows if principal.sees(r["distributor"])]
-
-
 def require_visible_lead(principal: Principal, lead: Mapping[str, Any] | None, lead_id: str) -> Mapping[str, Any]:
     """``lead`` when the caller may see it; ``LeadNotFound`` (with no hint that it exists) otherwise."""
     if lead is None or not principal.sees(lead["distributor"]):
         raise LeadNotFound(lead_id)
     return lead
-
-
-def visible_keys(principal: Principal, keys: Iterable[str]) -> list[str]:
-    return [k for k in keys if principal.sees(k)]
 
 
 def visible_distributors(wh: Warehouse, *, actor: Any) -> list[registry.Distributor]:
