@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test browser soak bench dev lock clean
+.PHONY: demo test browser soak bench dev notebook lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,9 +45,17 @@ PORT ?= 3000
 dev: $(STAMP)
 	$(BIN)/leads-pipeline dev --port $(PORT)
 
+## The notebooks (notebooks/*.ipynb) in JupyterLab on http://127.0.0.1:$(NOTEBOOK_PORT), installed on first use. They
+## read the warehouse's read-only snapshot (leads_pipeline.analysts), so they can stay open while the pipeline runs.
+NOTEBOOK_PORT ?= 8888
+notebook: $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,notebook]'
+	LEADS_ENV_FILE="$(CURDIR)/.env" $(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 \
+	  --ServerApp.port=$(NOTEBOOK_PORT) $$([ "$$(id -u)" = 0 ] && echo --allow-root)
+
 ## Re-resolve and re-pin every transitive dependency into constraints.txt.
 lock:
-	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv && .lockvenv/bin/pip install --quiet -e '.[dev]'
+	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv && .lockvenv/bin/pip install --quiet -e '.[dev,bench,notebook]'
 	(echo '# Exact versions known to work together (pip install -c constraints.txt). Regenerate with `make lock`.'; \
 	 .lockvenv/bin/pip freeze --exclude-editable) > constraints.txt && rm -rf .lockvenv
 

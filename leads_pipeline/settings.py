@@ -1,7 +1,10 @@
 """Settings from ``LEADS_*`` environment variables (or a ``.env`` file in the working directory).
 
 One place reads the environment, so every part of the project (CLI, Dagster resources, HTTP service) agrees on
-the same values. Secrets are ``SecretStr`` so that printing or logging the settings never shows them.
+the same values: ``Settings`` (pydantic-settings, in :mod:`leads_pipeline.settings_model`, imported on first use) and
+``get_settings()``. Secrets are ``SecretStr`` so that printing or logging the settings never shows them. This module
+imports nothing heavy, so that a quick command (``leads-pipeline stats``) can ask for the warehouse alone
+(:func:`resolved_warehouse_url`) without paying for pydantic-settings.
 """
 
 from __future__ import annotations
@@ -9,10 +12,10 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
+if TYPE_CHECKING:
+    from leads_pipeline.settings_model import Settings
 
 
 def _default_data_dir() -> Path:
@@ -29,57 +32,17 @@ def _default_data_dir() -> Path:
 
 
 DEFAULT_DATA_DIR = _default_data_dir()
+#: ``LEADS_WAREHOUSE_BUSY_TIMEOUT_SECONDS`` when unset.
+DEFAULT_BUSY_TIMEOUT_SECONDS = 600.0
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LEADS_", env_file=".env", extra="ignore")
+def __getattr__(name: str):
+    """``Settings`` is imported on first use (``from leads_pipeline.settings import Settings`` still works)."""
+    if name == "Settings":
+        from leads_pipeline.settings_model import Settings
 
-    data_dir: Path = Field(DEFAULT_DATA_DIR, description="Runtime data: the DuckDB file, Dagster's local instance.")
-    warehouse_url: str = Field(
-        "",
-        description="duckdb:///path/to/file.duckdb (default: leads.duckdb in the data directory) or "
-                    "postgresql://user@host:port/db.",
-    )
-    graph_base_url: str = Field("https://graph.facebook.com", description="Meta Graph API root (or the simulator's).")
-    graph_api_version: str = Field("v25.0", description="Graph API version used in every path.")
-    graph_page_limit: int = Field(100, description="`limit` per /{form-id}/leads page.")
-    graph_timeout_seconds: float = Field(30.0, description="Per-request timeout.")
-    graph_max_retries: int = Field(6, description="Retries of transient errors per request.")
-    graph_max_throttle_wait_seconds: float = Field(
-        300.0, description="Longest wait for a throttling window before the distributor's sync fails."
-    )
-    sync_lookback_seconds: int = Field(
-        600, description="Overlap re-read below the cursor, so late-visible leads are not missed (deduped by id)."
-    )
-    app_secret: SecretStr | None = Field(None, description="Meta app secret: appsecret_proof and webhook signatures.")
-    secret_key: SecretStr | None = Field(None, description="Fernet key(s), comma-separated, for tokens at rest.")
-    webhook_verify_token: SecretStr | None = Field(None, description="Token Meta echoes in the webhook handshake.")
-    trusted_proxies: str = Field(
-        "", description="Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For the HTTP "
-                        "service believes, to limit logins per client. Empty: the peer address is the client."
-    )
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _proxies_are_addresses(cls, value: str) -> str:
-        """A typo here would silently make every client share the proxy's address (or trust a spoofed one)."""
-        import ipaddress
-
-        for part in value.replace(" ", ",").split(","):
-            if part:
-                try:
-                    ipaddress.ip_network(part, strict=False)
-                except ValueError:
-                    raise ValueError(f"{part!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8, "
-                                     "::1)") from None
-        return value
-
-    @property
-    def resolved_warehouse_url(self) -> str:
-        """The warehouse URL, defaulting to a DuckDB file under ``data_dir``."""
-        if self.warehouse_url:
-            return self.warehouse_url
-        return f"duckdb:///{(self.data_dir / 'leads.duckdb').resolve()}"
+        return Settings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @lru_cache(maxsize=1)
@@ -90,4 +53,60 @@ def get_settings() -> Settings:
     never read the developer's sandbox settings.
     """
     env_file = os.environ.get("LEADS_ENV_FILE", ".env")
+    from leads_pipeline.settings_model import Settings
+
     return Settings(_env_file=env_file or None)
+
+
+# ------------------------------------------------------------------------------------------- without pydantic-settings
+# Importing pydantic-settings and building ``Settings`` costs 0.15–0.4 s (pydantic, its sources, asyncio, dotenv…):
+# more than all of `leads-pipeline stats` may take (issue #14, P6: ≤ 0.3 s). The warehouse (``lib.warehouse``) needs
+# two values only, so it asks for them here: read exactly as ``Settings`` reads them (``LEADS_`` + the field name in
+# any case; the environment over the dotenv file named by ``LEADS_ENV_FILE``, default ``.env``, parsed by the same
+# python-dotenv), and from ``Settings`` itself whenever it is loaded already, or when a value does not parse (so any
+# error is Settings' own). leads_pipeline_tests/test_settings_quick.py holds both readers to the same answers.
+
+
+def _raw(field: str) -> tuple[bool, str | None]:
+    """(found, value) of setting ``field`` as ``Settings`` would see it before validation."""
+    key = f"leads_{field}"
+    found = [value for name, value in os.environ.items() if name.lower() == key]  # the last one wins, as there
+    if found:
+        return True, found[-1]
+    env_file = os.environ.get("LEADS_ENV_FILE", ".env")
+    path = Path(env_file).expanduser() if env_file else None
+    if path is not None and (path.is_file() or path.is_fifo()):
+        from dotenv import dotenv_values
+
+        found = [value for name, value in dotenv_values(path, encoding="utf-8").items() if name.lower() == key]
+        if found:
+            return True, found[-1]
+    return False, None
+
+
+def resolved_warehouse_url() -> str:
+    """``get_settings().resolved_warehouse_url``, without loading every setting when none is loaded yet."""
+    if get_settings.cache_info().currsize:
+        return get_settings().resolved_warehouse_url
+    found, url = _raw("warehouse_url")
+    if found and url is None:  # a bare `LEADS_WAREHOUSE_URL` line: let Settings say what it makes of it
+        return get_settings().resolved_warehouse_url
+    if url:
+        return url
+    found, data_dir = _raw("data_dir")
+    if found and data_dir is None:
+        return get_settings().resolved_warehouse_url
+    return f"duckdb:///{((Path(data_dir) if found else DEFAULT_DATA_DIR) / 'leads.duckdb').resolve()}"
+
+
+def warehouse_busy_timeout_seconds() -> float:
+    """``get_settings().warehouse_busy_timeout_seconds``, likewise."""
+    if not get_settings.cache_info().currsize:
+        found, value = _raw("warehouse_busy_timeout_seconds")
+        if not found:
+            return DEFAULT_BUSY_TIMEOUT_SECONDS
+        try:
+            return float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            pass
+    return float(get_settings().warehouse_busy_timeout_seconds)

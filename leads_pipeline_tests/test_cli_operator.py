@@ -74,6 +74,19 @@ def test_stats_on_an_empty_warehouse_says_so_and_where(run, warehouse):
     assert Warehouse("postgresql://u:s3cret@127.0.0.1:5432/x").location == "postgresql://u:***@127.0.0.1:5432/x"
 
 
+def test_stats_where_no_warehouse_exists_prints_zeros_and_creates_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEADS_DATA_DIR", str(tmp_path / "nothing-here"))
+    get_settings.cache_clear()
+    result = CliRunner().invoke(main, ["stats"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == dict.fromkeys(("total", "new", "assigned", "contacted", "converted",
+                                                       "rejected"), 0)
+    assert "holds no leads yet" in result.stderr and str(tmp_path / "nothing-here") in result.stderr
+    assert not (tmp_path / "nothing-here").exists()
+    unknown = CliRunner().invoke(main, ["stats", "--distributor", "nobody"])
+    assert unknown.exit_code == 1 and "no distributor 'nobody'" in unknown.stderr
+
+
 def test_the_default_data_directory_is_the_checkout_not_the_current_folder(tmp_path, monkeypatch):
     monkeypatch.delenv("LEADS_DATA_DIR", raising=False)
     monkeypatch.chdir(tmp_path)

@@ -140,3 +140,55 @@ def test_cli_sync_exit_status_is_0_success_2_partial_1_failed(wh, graph, duckdb_
     assert failed.returncode == 1 and "long-lived" in failed.stderr
     helped = subprocess.run([CLI, "sync", "--help"], capture_output=True, text=True, timeout=60)
     assert "2  partial" in helped.stdout
+
+
+def test_a_long_holder_knows_when_another_process_or_thread_waits_for_the_warehouse(tmp_path):
+    """A sync keeps the DuckDB file open between holds (no close, no checkpoint) only while nobody waits: a process
+    or thread waiting for the warehouse says so (``locking.waited_for``) until it has its turn."""
+    import sys
+
+    from leads_pipeline.lib.warehouse import Warehouse, locking
+
+    path = tmp_path / "w.duckdb"
+    wh = Warehouse(f"duckdb:///{path}")
+    waiter = ("import sys\nfrom leads_pipeline.lib.warehouse import Warehouse\n"
+              "with Warehouse(sys.argv[1]).file_locked():\n    print('in', flush=True)\n")
+    with wh.file_locked():
+        assert not locking.waited_for(path)
+        proc = subprocess.Popen([sys.executable, "-c", waiter, wh.url], stdout=subprocess.PIPE, text=True)
+        seen = _poll(lambda: locking.waited_for(path))
+    assert seen, "the waiting process left no sign"
+    assert proc.stdout.readline() == "in\n" and proc.wait(60) == 0
+    assert not locking.waited_for(path)
+
+    got = threading.Event()
+
+    def wait_in_a_thread() -> None:
+        with wh.file_locked():
+            got.set()
+
+    with wh.file_locked():
+        thread = threading.Thread(target=wait_in_a_thread)
+        thread.start()
+        assert _poll(lambda: locking.waited_for(path)), "a waiting thread of this process left no sign"
+        assert not got.is_set()
+    thread.join(30)
+    assert got.is_set()
+
+    # A waiter killed while waiting leaves a marker: it is not taken for someone waiting, and it is removed.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f"w.duckdb.waiting-{dead.pid}-1"
+    stale.touch()
+    assert not locking.waited_for(path) and not stale.exists()
+
+
+def _poll(condition, seconds: float = 30.0) -> bool:
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False

@@ -167,3 +167,49 @@ def test_compact_on_postgresql_rewrites_every_table_of_the_schema(postgres_url):
     assert all(after[t] != before[t] for t in ("leads", "raw_leads", "rejected_leads"))  # new files written
     with wh.transaction(read_only=True) as conn:
         assert conn.scalar("SELECT count(*) FROM leads") == 49
+
+
+# ------------------------------------------------------------------------------------------------------ snapshot
+
+
+def _names(path: Path) -> list[str]:
+    from leads_pipeline.analysts import _open_snapshot
+
+    con = _open_snapshot(path)
+    try:
+        return [r[0] for r in con.execute("SELECT name FROM distributors ORDER BY name").fetchall()]
+    finally:
+        con.close()
+
+
+def test_the_readers_snapshot_is_published_atomically_private_and_never_blocks_a_write(tmp_path, umask_022):
+    from leads_pipeline.analysts import _open_snapshot
+    from leads_pipeline.lib.warehouse import snapshot
+
+    wh = Warehouse(f"duckdb:///{tmp_path / 'leads.duckdb'}")
+    wh.migrate()
+    with wh.transaction() as conn:
+        conn.execute("INSERT INTO distributors (key, name) VALUES ('a', 'A')")
+    published = snapshot.publish(wh)
+    assert published == snapshot.path_for(wh) == tmp_path / "leads.readonly.duckdb"
+    assert _mode(published) == 0o600
+    reader = _open_snapshot(published)  # a notebook that keeps its connection
+    try:
+        with wh.session():  # a write, inside a session (its WAL not yet folded into the file), then a publication
+            with wh.transaction() as conn:
+                conn.execute("INSERT INTO distributors (key, name) VALUES ('b', 'B')")
+            assert snapshot.publish(wh) == published
+        assert reader.execute("SELECT count(*) FROM distributors").fetchone()[0] == 1  # its copy, unchanged
+        assert _names(published) == ["A", "B"]  # a new reader: the new copy
+    finally:
+        reader.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["leads.duckdb", "leads.duckdb.lock",
+                                                          "leads.readonly.duckdb"]
+
+
+@pytest.mark.postgres
+def test_postgres_needs_no_snapshot(postgres_url):
+    from leads_pipeline.lib.warehouse import snapshot
+
+    wh = Warehouse(postgres_url)
+    assert snapshot.path_for(wh) is None and snapshot.publish(wh) is None

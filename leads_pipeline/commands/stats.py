@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from leads_pipeline.lib.crm.rules import STATUSES
 from leads_pipeline.lib.marts.analytics import live_stats
 from leads_pipeline.lib.warehouse import connect
 
@@ -20,12 +21,17 @@ def stats(distributor: str | None) -> None:
     that warehouse is), so zeros from the wrong folder or an unset URL are not mistaken for an answer.
     """
     wh = connect()
-    wh.migrate()
-    with wh.transaction(read_only=True) as conn:
-        result = live_stats(conn, distributor)
-        known = distributor is None or result["total"] > 0 or bool(
-            conn.scalar("SELECT count(*) FROM distributors WHERE key = ?", [distributor])
-        )
+    if wh.path is not None and not wh.path.exists():
+        # No DuckDB file yet: nothing to count, and a command that only reads leaves no empty warehouse behind
+        # (creating one took seconds of migrations; issue #14, P6).
+        result = dict.fromkeys(("total", *STATUSES), 0)
+        known = distributor is None
+    else:
+        with wh.reading() as conn:  # one read-only opening; migrates first only a warehouse that is behind
+            result = live_stats(conn, distributor)
+            known = distributor is None or result["total"] > 0 or bool(
+                conn.scalar("SELECT count(*) FROM distributors WHERE key = ?", [distributor])
+            )
     if not known:
         click.echo(json.dumps(result, indent=2))
         click.echo(

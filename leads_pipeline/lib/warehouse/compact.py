@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .connection import Warehouse, WarehouseError, _connect_duckdb_with_retry
+from .connection import Warehouse, WarehouseError
+from .locking import connect_duckdb
 from .files import FILE_MODE
 
 __all__ = ["CompactResult", "compact"]
@@ -68,7 +69,7 @@ def _compact_duckdb(wh: Warehouse) -> CompactResult:
         for leftover in (fresh, fresh.with_name(fresh.name + ".wal")):  # a compaction that died half-way
             leftover.unlink(missing_ok=True)
         before = os.path.getsize(key)
-        raw = _connect_duckdb_with_retry(duckdb, key, read_only=False)
+        raw = connect_duckdb(duckdb, key, read_only=False)
         try:
             raw.execute("CHECKPOINT")  # the WAL folded into the file: the copy reads committed rows only
             name = raw.execute("SELECT current_database()").fetchone()[0]

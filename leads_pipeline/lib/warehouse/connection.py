@@ -2,18 +2,21 @@
 
 Why a thin wrapper of our own and not an ORM: every write in this project is set-based SQL (stage a batch, then one
 ``INSERT … ON CONFLICT`` / ``UPDATE … FROM``), and the two backends already agree on that SQL. The wrapper only
-hides what differs: placeholders (write ``?``; PostgreSQL gets ``%s``), how a batch is staged (DuckDB registers an
-Arrow table; PostgreSQL uses ``COPY``), and DuckDB's single-writer rule.
+hides what differs: placeholders (write ``?``; PostgreSQL gets its own ``$n``, bound on the server: :mod:`.placeholders`),
+how a batch is staged (DuckDB registers an Arrow table; PostgreSQL uses ``COPY``), and DuckDB's single-writer rule.
+SQLAlchemy serves underneath where it is good at it (:mod:`.postgres`): URL parsing, and a connection pool.
 
 DuckDB allows one process to hold the file open read-write, and then no other process may open it at all. So a
 DuckDB connection is opened per transaction and closed right after, and every opening is serialised across processes
-by a file lock beside the database (``<file>.lock``) and within the process by a lock, so that Dagster runs, the
-CLI, the HTTP service and notebooks take turns instead of failing with "Could not set lock on file".
+by a file lock beside the database (``<file>.lock``) and within the process by a lock (:mod:`.locking`), so that
+Dagster runs, the CLI and the HTTP service take turns instead of failing with "Could not set lock on file"; a wait
+past ``LEADS_WAREHOUSE_BUSY_TIMEOUT_SECONDS`` ends in :class:`WarehouseBusy`. Readers (notebooks, ``leads-pipeline
+sql``) read a published read-only copy instead (:mod:`.snapshot`), so they never hold the live file.
 
 Opening the file costs (a connection, the primary-key indexes loaded cold, a checkpoint on close), so a burst of
 transactions — a sync's landing and processing, a bulk import, the webhook inbox writer under load — runs inside
 :meth:`Warehouse.session`: one connection for the whole burst, each transaction still committed on its own, and the
-locks held for that burst only. PostgreSQL sessions likewise reuse one connection.
+locks held for that burst only. PostgreSQL sessions likewise hold one pooled connection.
 
 The DuckDB file holds personal data, so it and what the warehouse creates beside it are private to their owner
 (:mod:`.files`: directories 0700, files 0600).
@@ -22,40 +25,43 @@ The DuckDB file holds personal data, so it and what the warehouse creates beside
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-
-import filelock
 
 from leads_pipeline.lib.memory import gc_paused
 
+from . import locking
 from .dialect import Dialect
-from .files import FILE_MODE, private_dir, tighten, warn_if_readable
+from .errors import WarehouseBusy, WarehouseError
+from .files import tighten, warn_if_readable
+from .placeholders import numbered
+from .staging import arrow_table, arrow_type, duck_type, pg_rows, pg_type
 
-# How long a DuckDB open waits for another process's transaction before giving up with a clear message.
-DUCKDB_LOCK_TIMEOUT_SECONDS = 600.0
+__all__ = ["Conn", "Dialect", "Warehouse", "WarehouseBusy", "WarehouseError", "connect"]
 
-_process_locks: dict[str, threading.RLock] = {}
-_process_locks_guard = threading.Lock()
-
-
-class WarehouseError(RuntimeError):
-    """A warehouse URL or connection problem, with a message that says what to do."""
-
-
-def _json_as_text(data: bytes | str) -> str:
-    return data.decode() if isinstance(data, (bytes, bytearray, memoryview)) else data
+# Kept for callers of the earlier private names.
+_arrow_type = arrow_type
+#: The default longest wait for the DuckDB file; ``LEADS_WAREHOUSE_BUSY_TIMEOUT_SECONDS`` sets it.
+DUCKDB_LOCK_TIMEOUT_SECONDS = locking.DEFAULT_BUSY_TIMEOUT_SECONDS
 
 
-def _to_pg(sql: str, params: Sequence[Any] | None) -> str:
-    """``?`` placeholders to psycopg's ``%s``; with parameters a literal ``%`` must be doubled, without it must not."""
-    if not params:
-        return sql
-    return sql.replace("%", "%%").replace("?", "%s")
+def _pg_execute(raw: Any, sql: str, params: Sequence[Any] | None):
+    """A raw psycopg cursor that ran ``sql``: ``?`` become ``$n`` bound by the server; ``%`` is never special."""
+    import psycopg
+
+    cur = psycopg.RawCursor(raw)
+    if params:
+        sql, count = numbered(sql)
+        if count != len(params):
+            cur.close()
+            raise WarehouseError(f"The statement has {count} ? placeholder(s) but {len(params)} parameter(s) were "
+                                 f"given: {sql[:200]}")
+        cur.execute(sql, list(params))
+    else:
+        cur.execute(sql)
+    return cur
 
 
 class Conn:
@@ -79,8 +85,7 @@ class Conn:
             except Exception:  # noqa: BLE001 - statements without a result set
                 row = None
             return int(row[0]) if row else -1
-        with self.raw.cursor() as cur:
-            cur.execute(_to_pg(sql, params), params or None)
+        with _pg_execute(self.raw, sql, params) as cur:
             return cur.rowcount
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
@@ -88,8 +93,7 @@ class Conn:
             cur = self.raw.execute(sql, params or [])
             cols = [d[0] for d in cur.description]
             return [dict(zip(cols, row)) for row in cur.fetchall()]
-        with self.raw.cursor() as cur:
-            cur.execute(_to_pg(sql, params), params or None)
+        with _pg_execute(self.raw, sql, params) as cur:
             if cur.description is None:
                 return []
             cols = [d.name for d in cur.description]
@@ -114,8 +118,7 @@ class Conn:
             rows = cur.fetchall()
             cols = list(zip(*rows)) if rows else [()] * len(names)
             return {name: list(col) for name, col in zip(names, cols)}
-        with self.raw.cursor() as cur:
-            cur.execute(_to_pg(sql, params), params or None)
+        with _pg_execute(self.raw, sql, params) as cur:
             if cur.description is None:
                 return {}
             names = [d.name for d in cur.description]
@@ -140,7 +143,7 @@ class Conn:
         names = list(columns)
         if self.backend == "duckdb":
             with gc_paused():  # a batch is many small objects: no cyclic collection passes while converting it
-                table = _arrow_table(columns, rows, data)
+                table = arrow_table(columns, rows, data)
             if not copy:
                 self.raw.execute(f"DROP TABLE IF EXISTS temp.main.{name}")  # a temporary table would shadow it
                 self.raw.register(name, table)
@@ -149,68 +152,18 @@ class Conn:
                 return
             view = f"__stage_{name}"
             self.raw.register(view, table)
-            casts = ", ".join(f'CAST("{c}" AS {_duck_type(columns[c])}) AS "{c}"' for c in names)
+            casts = ", ".join(f'CAST("{c}" AS {duck_type(columns[c])}) AS "{c}"' for c in names)
             self.raw.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {casts} FROM {view}")
             self.raw.unregister(view)
             return
-        cols_sql = ", ".join(f'"{c}" {_pg_type(columns[c])}' for c in names)
+        cols_sql = ", ".join(f'"{c}" {pg_type(columns[c])}' for c in names)
         with self.raw.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {name}")
             cur.execute(f"CREATE TEMP TABLE {name} ({cols_sql}) ON COMMIT DROP")
             with cur.copy(f"COPY {name} ({', '.join(chr(34) + c + chr(34) for c in names)}) FROM STDIN") as copy, \
                     gc_paused():
-                for row in _pg_rows(names, rows, data):
+                for row in pg_rows(names, rows, data):
                     copy.write_row(row)
-
-
-def _pg_rows(names: list[str], rows: Sequence[Sequence[Any]] | None, data: Any) -> Iterator[Sequence[Any]]:
-    if data is None:
-        yield from rows or ()
-        return
-    if hasattr(data, "column_names"):  # a pyarrow.Table
-        cols = [data.column(c).to_pylist() for c in names]
-    else:
-        cols = [data[c] for c in names]
-    for row in zip(*cols):
-        yield [v.decode() if type(v) is bytes else v for v in row]
-
-
-def _arrow_table(columns: Mapping[str, str], rows: Sequence[Sequence[Any]] | None, data: Any):
-    import pyarrow as pa
-
-    names = list(columns)
-    if data is not None and hasattr(data, "column_names"):
-        return data.select(names)
-    if data is not None:
-        cols = [data[c] for c in names]
-    elif rows:
-        cols = list(zip(*rows))  # one C-level transposition instead of a list comprehension per column
-    else:
-        cols = [()] * len(names)
-    arrays = [pa.array(col, type=_arrow_type(columns[c])) for col, c in zip(cols, names)]
-    return pa.Table.from_arrays(arrays, names=names)
-
-
-def _duck_type(t: str) -> str:
-    return {"JSON": "JSON"}.get(t.upper(), t)
-
-
-def _pg_type(t: str) -> str:
-    return {"JSON": "JSONB"}.get(t.upper(), t)
-
-
-def _arrow_type(t: str):
-    import pyarrow as pa
-
-    return {
-        "TEXT": pa.string(),
-        "JSON": pa.string(),
-        "BIGINT": pa.int64(),
-        "INTEGER": pa.int64(),
-        "DOUBLE": pa.float64(),
-        "BOOLEAN": pa.bool_(),
-        "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
-    }[t.upper()]
 
 
 class Warehouse:
@@ -218,11 +171,11 @@ class Warehouse:
 
     def __init__(self, url: str):
         self.url = url
-        scheme = urlsplit(url).scheme.split("+")[0]
+        scheme = url.split("://", 1)[0].split("+")[0].lower() if "://" in url else ""
         if scheme == "duckdb":
-            path = url[len("duckdb://") :]
-            if path.startswith("/") and not path.startswith("//"):
-                path = path  # duckdb:///abs → /abs
+            path = url[len("duckdb://") :]  # duckdb:///abs → /abs (the path as written, not make_url's database)
+            if path.startswith("//"):  # duckdb:////abs (an absolute path after "duckdb:///") is the same file
+                path = "/" + path.lstrip("/")
             if not path or path == "/":
                 raise WarehouseError("A DuckDB warehouse URL needs a file: duckdb:///path/to/leads.duckdb")
             self.path: Path | None = Path(path)
@@ -230,7 +183,6 @@ class Warehouse:
         elif scheme in ("postgresql", "postgres"):
             self.path = None
             self.dialect = Dialect("postgres")
-            self._pg_dsn = "postgresql://" + url.split("://", 1)[1]
         else:
             raise WarehouseError(
                 f"Unsupported LEADS_WAREHOUSE_URL scheme {scheme!r}: use duckdb:///path.duckdb or postgresql://…"
@@ -243,19 +195,32 @@ class Warehouse:
     @property
     def location(self) -> str:
         """The URL without its password, for messages to a person."""
-        parts = urlsplit(self.url)
-        return self.url if parts.password is None else self.url.replace(f":{parts.password}@", ":***@")
+        if self.backend != "postgres":
+            return self.url
+        from . import postgres
+
+        return postgres.hidden(self.url)
+
+    @property
+    def _pg_dsn(self) -> str:
+        """A libpq connection string (with the password: never print it) for connections outside the pool."""
+        from . import postgres
+
+        return postgres.dsn(postgres.parse(self.url))
 
     def __repr__(self) -> str:  # never show a password
         return f"Warehouse({self.location!r})"
+
+    # PostgreSQL: SQLAlchemy (its URL parser, its pool) is imported at the first connection, not here — a command
+    # that never reaches the server (``--help``, a DuckDB warehouse) does not pay for the import.
 
     @contextmanager
     def session(self) -> Iterator[Warehouse]:
         """One connection for a burst of transactions in this thread: every :meth:`transaction` inside the block
         reuses it (each still commits or rolls back on its own). DuckDB: the file is opened once and the
         cross-process lock is held for the whole block — keep bursts short, other processes wait meanwhile.
-        PostgreSQL: one server connection instead of one per transaction. Sessions nest (the outermost one owns
-        the connection); other threads are unaffected (they open their own, and on DuckDB wait for the lock).
+        PostgreSQL: one pooled connection for the block. Sessions nest (the outermost one owns the connection);
+        other threads are unaffected (they open their own, and on DuckDB wait for the lock).
         """
         local = self._local()
         if getattr(local, "session", None) is not None:
@@ -273,13 +238,12 @@ class Warehouse:
                 finally:
                     local.session = None
             return
-        raw = self._pg_connect()
-        local.session, local.depth = raw, 1
-        try:
-            yield self
-        finally:
-            local.session = None
-            raw.close()
+        with self._pg_connection() as raw:
+            local.session, local.depth = raw, 1
+            try:
+                yield self
+            finally:
+                local.session = None
 
     def _local(self) -> threading.local:
         local = self.__dict__.get("_thread_local")
@@ -307,21 +271,36 @@ class Warehouse:
         if shared is not None:
             yield from _pg_transaction(shared, self.dialect, read_only)
             return
-        with self._pg_connect() as raw:
+        with self._pg_connection() as raw:
             yield from _pg_transaction(raw, self.dialect, read_only)
 
-    def _pg_connect(self):
-        import psycopg
-        from psycopg.types.json import set_json_loads
-        from psycopg.types.string import StrDumperUnknown
+    @contextmanager
+    def reading(self) -> Iterator[Conn]:
+        """A read-only transaction on a current schema, for commands that only read (``stats``): one opening of the
+        file when the schema is current (the usual case) — the version is checked inside that same transaction
+        (:func:`.migrations.is_current`), and only a warehouse that is behind, or new, is migrated before it. Where
+        ``migrate()`` + ``transaction()`` opened the file twice, once read-write with DDL (issue #14, P6)."""
+        from .migrations import is_current
 
-        raw = psycopg.connect(self._pg_dsn, autocommit=False)
-        raw.adapters.register_dumper(str, StrDumperUnknown)  # lets a str fill JSONB/TIMESTAMPTZ columns
-        set_json_loads(_json_as_text, raw)  # JSON columns come back as text, as from DuckDB
-        with raw.cursor() as cur:
-            cur.execute("SET TIME ZONE 'UTC'")
-        raw.commit()
-        return raw
+        if self.backend != "duckdb" or (self.path is not None and self.path.exists()):
+            with self.transaction(read_only=True) as conn:
+                if is_current(conn):
+                    yield conn
+                    return
+        self.migrate()
+        with self.transaction(read_only=True) as conn:
+            yield conn
+
+    @contextmanager
+    def _pg_connection(self):
+        """A psycopg connection from the process's pool for this URL, returned (rolled back if needed) after."""
+        from . import postgres
+
+        proxy, raw = postgres.checkout(self.url, self.location)
+        try:
+            yield raw
+        finally:
+            proxy.close()
 
     @contextmanager
     def _duckdb_connection(self, read_only: bool = False):
@@ -338,7 +317,7 @@ class Warehouse:
         assert self.path is not None
         with self.file_locked() as key:
             created = not self.path.exists()
-            raw = _connect_duckdb_with_retry(duckdb, key, read_only)
+            raw = locking.connect_duckdb(duckdb, key, read_only)
             try:
                 if created:  # before anything is written into it
                     tighten(self.path)
@@ -353,26 +332,11 @@ class Warehouse:
     @contextmanager
     def file_locked(self) -> Iterator[str]:
         """DuckDB: hold the warehouse's locks (this process's, then the cross-process file lock) without opening
-        the file; yields its resolved path. Whoever replaces the file (``compact``) does it inside this block."""
+        the file; yields its resolved path. Whoever replaces or copies the file (``compact``, ``snapshot``) does it
+        inside this block. Waiting longer than the busy timeout raises :class:`WarehouseBusy`."""
         assert self.path is not None
-        private_dir(self.path.parent)
-        key = str(self.path.resolve())
-        with _process_locks_guard:
-            plock = _process_locks.setdefault(key, threading.RLock())
-        flock = filelock.FileLock(key + ".lock", timeout=DUCKDB_LOCK_TIMEOUT_SECONDS, thread_local=False,
-                                  mode=FILE_MODE)
-        with plock:
-            try:
-                flock.acquire()
-            except filelock.Timeout as exc:
-                raise WarehouseError(
-                    f"The DuckDB warehouse {self.path} stayed locked by another process for "
-                    f"{DUCKDB_LOCK_TIMEOUT_SECONDS:.0f}s; close notebooks or tools holding it, or use PostgreSQL."
-                ) from exc
-            try:
-                yield key
-            finally:
-                flock.release()
+        with locking.file_locked(self.path) as key:
+            yield key
 
     def _wal_path(self) -> Path:
         assert self.path is not None
@@ -402,8 +366,7 @@ def _duckdb_transaction(raw: Any, dialect: Dialect) -> Iterator[Conn]:
 
 def _pg_transaction(raw: Any, dialect: Dialect, read_only: bool) -> Iterator[Conn]:
     if read_only:
-        with raw.cursor() as cur:
-            cur.execute("SET TRANSACTION READ ONLY")
+        raw.execute("SET TRANSACTION READ ONLY")
     try:
         yield Conn(raw, dialect)
     except BaseException:
@@ -413,26 +376,14 @@ def _pg_transaction(raw: Any, dialect: Dialect, read_only: bool) -> Iterator[Con
 
 
 def _connect_duckdb_with_retry(duckdb, path: str, read_only: bool):
-    """Open the file; a process outside our lock protocol (e.g. a DuckDB CLI) may hold it: wait, then explain."""
-    deadline = time.monotonic() + 60
-    delay = 0.05
-    while True:
-        try:
-            return duckdb.connect(path, read_only=read_only)
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                raise WarehouseError(
-                    f"Could not open the DuckDB warehouse {path}: another program holds it open "
-                    "(a notebook or the DuckDB CLI?). Close it and try again."
-                ) from exc
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+    """Kept for callers of the earlier name: :func:`.locking.connect_duckdb`."""
+    return locking.connect_duckdb(duckdb, path, read_only)
 
 
 def connect(url: str | None = None) -> Warehouse:
     """The warehouse of ``url`` or of the settings (``LEADS_WAREHOUSE_URL``; default a DuckDB file in ``data/``)."""
     if url is None:
-        from leads_pipeline.settings import get_settings
+        from leads_pipeline.settings import resolved_warehouse_url  # the same answer, without pydantic-settings
 
-        url = get_settings().resolved_warehouse_url
+        url = resolved_warehouse_url()
     return Warehouse(url)

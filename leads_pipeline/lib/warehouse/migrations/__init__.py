@@ -59,6 +59,21 @@ MIGRATIONS: list[tuple[int, str, Callable[[Dialect], list[str]]]] = sorted(
 )
 
 
+def is_current(conn: Any) -> bool:
+    """Whether every migration is applied, read inside the caller's (read-only) transaction: two small queries, no
+    DDL — so a read-only command checks the schema in the same opening of the file as its own query and migrates
+    only a warehouse that is behind or new (``Warehouse.reading``; issue #14, P6)."""
+    if conn.backend == "duckdb":  # its catalog function: ~1 ms where information_schema.tables takes ~15 ms cold
+        exists = conn.scalar("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_migrations' "
+                             "AND database_name = current_database() AND schema_name = current_schema()")
+    else:  # resolved like the unqualified name in the queries (search_path)
+        exists = conn.scalar("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    if not exists:
+        return False
+    done = {r["version"] for r in conn.query("SELECT version FROM schema_migrations")}
+    return all(version in done for version, _, _ in MIGRATIONS)
+
+
 def apply_migrations(wh: _Migratable) -> list[int]:
     """Apply every migration newer than the recorded version, each in its own transaction."""
     applied: list[int] = []
