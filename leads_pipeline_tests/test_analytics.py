@@ -257,6 +257,33 @@ def test_lead_daily_by_hand(scripted):
     assert sum(r["converted"] for r in rows) == 2 and sum(r["rejected"] for r in rows) == 2
 
 
+def test_lead_daily_has_a_row_for_every_day_up_to_today(scripted):
+    """A daily chart never skips a day: each distributor has one row per UTC day from its first lead to today,
+    zeros where nothing happened."""
+    analytics.refresh_lead_daily(scripted)
+    with scripted.transaction() as conn:
+        rows = conn.query("SELECT * FROM lead_daily ORDER BY distributor, day")
+        today = conn.scalar("SELECT CURRENT_DATE")
+    for distributor in ("d1", "d2"):
+        days = [r["day"] for r in rows if r["distributor"] == distributor]
+        assert days[0] == WEEK_A.date() and days[-1] == today
+        assert days == [days[0] + timedelta(days=i) for i in range((today - days[0]).days + 1)]
+    quiet = next(r for r in rows if r["distributor"] == "d1" and r["day"] == WEEK_A.date() + timedelta(days=3))
+    figures = ("new_leads", "organic_leads", "paid_leads", "contacted", "converted", "rejected")
+    assert {k: quiet[k] for k in figures} == dict.fromkeys(figures, 0)
+    assert quiet["refreshed_at"] is not None
+
+
+def test_funnel_and_daily_share_one_definition_of_lead_facts():
+    """The per-lead facts (stages reached, first contact, outcome time) are written out in both SQL files, so that
+    each is a query an analyst can run alone; they must stay the same text."""
+    def facts(name):
+        text = analytics.builtin_sql_path(name).read_text("utf-8")
+        return text[text.index("-- lead facts: begin"):text.index("-- lead facts: end")]
+
+    assert facts("conversion_funnel") == facts("lead_daily")
+
+
 # lead_scores (rules, grades, ranks, the spread on demo and benchmark data): test_scores.py.
 
 

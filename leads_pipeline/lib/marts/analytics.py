@@ -1,84 +1,177 @@
 """Analytics marts: ``lead_stats``, ``conversion_funnel``, ``lead_daily``, ``lead_scores``, ``person_links``.
 
-Each ``refresh_*`` function rebuilds one table from ``leads`` and ``lead_interactions`` with set-based SQL, replacing
-its contents in one transaction (DELETE + INSERT … SELECT), and returns the number of rows written. The same SQL runs
-on DuckDB and PostgreSQL (both accept ``FILTER``, ``GROUPING SETS``, ``percentile_cont … WITHIN GROUP``,
-``json_each``, ``concat_ws``); the only per-backend spelling is the JSON type name of a cast, taken from the
-dialect. Readers never see a half-built mart: the old contents stay visible until the transaction commits.
+A mart is a table rebuilt whole from ``leads`` and ``lead_interactions``. Three are plain SQL: one ``SELECT`` each in
+``sql/<mart>.sql`` (``lead_stats``, ``conversion_funnel``, ``lead_daily``), so an analyst reads, runs and changes
+them as SQL, and adds a mart the same way (a ``.sql`` file and a ``defs.yaml``: ``leads_pipeline.components.sql_mart``).
+:func:`replace_from_sql` is the one runner: it replaces the table's rows with the query's result in one transaction
+(DELETE + INSERT … SELECT), so readers never see a half-built mart; the old contents stay visible until it commits.
+The same file runs on DuckDB and PostgreSQL: both accept ``FILTER``, ``GROUPING SETS``, ``percentile_cont … WITHIN
+GROUP``, ``generate_series`` and ``date ± integer``, so there is no per-backend file.
 
-Definitions (also in ``docs/analytics.md``):
+Two marts keep Python where SQL alone would be worse: ``lead_scores`` (free-text budget and travel answers are read
+in Python, staged, then scored by one SQL statement generated from the rules in ``scores.py``) and ``person_links``
+(leads joined by a shared email or phone, transitively: a union-find in one pass, where a recursive SQL closure would
+grow with the square of a group's size).
+
+Definitions (also in ``docs/analytics.md``; the SQL says them too):
 
 - Stage rank: new/other 0, assigned 1, contacted 2, converted 3 (rejected is an outcome, not a stage).
 - A lead *reached* a stage when its current status, or any ``to_status``/``from_status`` recorded in its
-  interactions (status changes, reopens), ranks at or beyond it: a lead contacted and then rejected, or rejected
-  and then reopened, still counts as having reached contacted.
-- ``converted`` / ``rejected`` count the lead's *current* status (a converted lead that was reopened is no longer
-  converted).
+  interactions (status changes, reopens), ranks at or beyond it.
+- ``converted`` / ``rejected`` count the lead's *current* status.
 - First contact: ``leads.first_contacted_at``, else the earliest outbound (or direction not given) call, email or
   SMS interaction. Hours to first contact = that minus ``created_time``, never below 0.
-- Stages reported to Meta: ``conversion_events`` rows with status ``sent`` (Meta accepted them through the
-  Conversions API) for the group's leads, joined on the lead id; pending, failed and expired ones do not count.
+- Stages reported to Meta: ``conversion_events`` rows with status ``sent``, joined on the lead id.
 """
 
 from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
 
 from leads_pipeline.lib.crm.rules import STATUSES
 from leads_pipeline.lib.warehouse import Conn, Warehouse
 
 ALL_DISTRIBUTORS = "__all__"
+SQL_DIR = Path(__file__).parent / "sql"
+#: The built-in marts written by a ``.sql`` file of :data:`SQL_DIR` alone.
+SQL_MARTS = ("lead_stats", "conversion_funnel", "lead_daily")
+#: Every built-in mart (their tables are created by the migrations, so their columns are fixed).
+BUILTIN_MARTS = (*SQL_MARTS, "lead_scores", "person_links")
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_LEADING_COMMENTS = re.compile(r"^(\s+|--[^\n]*(\n|$)|/\*.*?\*/)*", re.DOTALL)
 
 
-def _rank(col: str) -> str:
-    return f"(CASE {col} WHEN 'assigned' THEN 1 WHEN 'contacted' THEN 2 WHEN 'converted' THEN 3 ELSE 0 END)"
+class MartSqlError(ValueError):
+    """A mart's SQL cannot be run: the message names the mart's file and says what is wrong."""
 
 
-# Per-lead facts shared by the funnel, the daily table and the scores: one pass over the interactions that matter.
-_CONTACT_KINDS = "('call', 'email', 'sms')"
-_OUTBOUND = f"kind IN {_CONTACT_KINDS} AND COALESCE(direction, 'outbound') = 'outbound'"
-LEAD_FACTS_CTES = f"""
-ev AS (
-    SELECT meta_lead_id,
-           max(GREATEST({_rank('to_status')}, {_rank('from_status')})) AS ev_rank,
-           min(CASE WHEN {_OUTBOUND} THEN occurred_at END) AS first_outbound_at,
-           max(CASE WHEN to_status = 'converted' THEN occurred_at END) AS last_to_converted_at,
-           max(CASE WHEN to_status = 'rejected' THEN occurred_at END) AS last_to_rejected_at
-    FROM lead_interactions
-    WHERE to_status IS NOT NULL OR from_status IS NOT NULL OR ({_OUTBOUND})
-    GROUP BY meta_lead_id
-),
-facts AS (
-    SELECT l.meta_lead_id, l.distributor, l.form_id, l.campaign_id, l.campaign_name, l.created_time, l.status,
-           l.is_organic,
-           GREATEST({_rank('l.status')}, COALESCE(ev.ev_rank, 0)) AS reached_rank,
-           COALESCE(l.first_contacted_at, ev.first_outbound_at) AS first_contact_at,
-           -- GREATEST ignores NULLs on both backends: a lead never contacted must stay NULL, not 0.
-           CASE WHEN COALESCE(l.first_contacted_at, ev.first_outbound_at) IS NOT NULL THEN GREATEST(0.0, CAST(
-               (extract(epoch FROM COALESCE(l.first_contacted_at, ev.first_outbound_at))
-                - extract(epoch FROM l.created_time)) / 3600.0 AS DOUBLE PRECISION)) END AS hours_to_first_contact,
-           COALESCE(l.status_changed_at,
-                    CASE l.status WHEN 'converted' THEN ev.last_to_converted_at
-                                  WHEN 'rejected' THEN ev.last_to_rejected_at END,
-                    l.updated_at) AS outcome_at
-    FROM leads l LEFT JOIN ev ON ev.meta_lead_id = l.meta_lead_id
-)"""
+# ------------------------------------------------------------------------------------------------- the runner
 
+def builtin_sql_path(name: str) -> Path:
+    return SQL_DIR / f"{name}.sql"
+
+
+def read_sql(path: Path | str) -> str:
+    """The ``SELECT`` of a mart file, without a trailing ``;``; a clear error when the file is missing, empty or not
+    one query."""
+    path = Path(path)
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise MartSqlError(f"mart SQL file {path}: cannot be read ({exc.strerror or exc})") from exc
+    sql = text.rstrip().rstrip(";").rstrip()  # leading lines kept: a database's "LINE n" is the file's line n
+    body = _LEADING_COMMENTS.sub("", sql, count=1)
+    if not re.match(r"(SELECT|WITH)\b|\(", body, re.IGNORECASE):
+        what = "is empty" if not body else f"starts with {body.split(None, 1)[0][:20]!r}"
+        raise MartSqlError(f"mart SQL file {path} {what}: a mart file is one SELECT (WITH … allowed), whose result "
+                           "becomes the table's rows")
+    return sql
+
+
+@cache
+def _pipeline_tables() -> frozenset[str]:
+    """Tables the migrations create that are not marts: a mart may never replace them (a mart named ``leads`` would
+    otherwise empty the leads)."""
+    from leads_pipeline.lib.warehouse.dialect import Dialect
+    from leads_pipeline.lib.warehouse.migrations import MIGRATIONS
+
+    created = re.compile(r"CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE)
+    names = {"schema_migrations"}
+    for _, _, build in MIGRATIONS:
+        for dialect in (Dialect("duckdb"), Dialect("postgres")):
+            for stmt in build(dialect):
+                names.update(m.lower() for m in created.findall(stmt))
+    return frozenset(names - set(BUILTIN_MARTS))
+
+
+def _table_columns(conn: Conn, table: str) -> list[str]:
+    rows = conn.query(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = current_schema() "
+        "AND table_catalog = current_database() ORDER BY ordinal_position",
+        [table],
+    )
+    return [r["column_name"] for r in rows]
+
+
+def _db_message(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:500]
+
+
+def check_mart_name(name: str, where: str | None = None) -> None:
+    """A mart's name is its table's: a lower-case SQL name, and never one of the pipeline's own tables."""
+    where = where or f"mart {name!r}"
+    if not _NAME.match(name):
+        raise MartSqlError(f"{where}: a mart name is a lower-case SQL name (letters, digits, _), not {name!r}")
+    if name in _pipeline_tables():
+        raise MartSqlError(f"{where}: {name!r} is one of the pipeline's own tables (docs/schema.md); a mart may not "
+                           "replace it — choose another name")
+
+
+def replace_from_sql(wh: Warehouse, table: str, select_sql: str, *, source: str | Path | None = None) -> int:
+    """Replace ``table``'s rows with the result of ``select_sql`` in one transaction; returns the rows written.
+
+    The query's columns are matched to the table's by name. A table that does not exist yet is created from the
+    query (``CREATE TABLE … AS``); a mart table of an analyst whose query changed its columns is recreated. A
+    built-in mart's table belongs to the migrations: a query naming a column it lacks is an error, as is a mart
+    named like one of the pipeline's own tables. Errors name ``source`` (the mart's file)."""
+    where = f"mart {table!r} ({source})" if source else f"mart {table!r}"
+    check_mart_name(table, where)
+    query = f"SELECT * FROM ({select_sql}\n) AS mart_query"  # same line numbers as the file
+    with wh.transaction() as conn:
+        try:
+            columns = list(conn.query_columns(query + " LIMIT 0"))
+        except Exception as exc:  # noqa: BLE001 - any database error: say which file, and why
+            raise MartSqlError(f"{where}: the query fails: {_db_message(exc)}") from exc
+        if len(set(columns)) != len(columns):
+            dupes = sorted({c for c in columns if columns.count(c) > 1})
+            raise MartSqlError(f"{where}: the query returns the column(s) {', '.join(dupes)} more than once; give "
+                               "each column its own name (AS …)")
+        existing = _table_columns(conn, table)
+        try:
+            if existing and set(columns) != set(existing) and table not in BUILTIN_MARTS:
+                conn.execute(f"DROP TABLE {table}")  # an analyst's mart whose columns changed
+                existing = []
+            if not existing:
+                conn.execute(f"CREATE TABLE {table} AS {query}")
+            else:
+                unknown = [c for c in columns if c not in existing]
+                if unknown:
+                    raise MartSqlError(f"{where}: {', '.join(unknown)} not column(s) of the table {table} (it has "
+                                       f"{', '.join(existing)}); its columns change with a migration")
+                conn.execute(f"DELETE FROM {table}")
+                conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) {query}")
+        except MartSqlError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise MartSqlError(f"{where}: writing the table failed: {_db_message(exc)}") from exc
+        return int(conn.scalar(f"SELECT count(*) FROM {table}"))
+
+
+def refresh_sql_file(wh: Warehouse, table: str, path: Path | str) -> int:
+    """Rebuild ``table`` from the mart file ``path`` (see :func:`replace_from_sql`)."""
+    return replace_from_sql(wh, table, read_sql(path), source=path)
+
+
+def __getattr__(name: str) -> str:
+    """``LEAD_STATS_SQL``, ``CONVERSION_FUNNEL_SQL``, ``LEAD_DAILY_SQL``: the refresh of a built-in SQL mart as one
+    DuckDB statement (``INSERT … BY NAME``), for ``benchmarks/marts.py``'s run of the same SQL bare."""
+    mart = name.removesuffix("_SQL").lower()
+    if name.endswith("_SQL") and mart in SQL_MARTS:
+        return f"INSERT INTO {mart} BY NAME SELECT * FROM ({read_sql(builtin_sql_path(mart))}\n) AS mart_query"
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# --------------------------------------------------------------------------------------------------- lead_stats
 
 def _status_counts() -> str:
     counts = [f"count(*) FILTER (WHERE status = '{s}') AS {s}" for s in STATUSES]
     return ",\n       ".join(["count(*) AS total", *counts])
 
 
-# --------------------------------------------------------------------------------------------------- lead_stats
-
 LIVE_STATS_SQL = f"SELECT {_status_counts()}\nFROM leads"
-
-LEAD_STATS_SQL = f"""
-INSERT INTO lead_stats (distributor, total, new, assigned, contacted, converted, rejected, refreshed_at)
-SELECT COALESCE(distributor, '{ALL_DISTRIBUTORS}') AS distributor,
-       {_status_counts()},
-       CURRENT_TIMESTAMP
-FROM leads
-GROUP BY GROUPING SETS ((distributor), ())"""
 
 
 def live_stats(conn: Conn, distributor: str | None = None) -> dict[str, int]:
@@ -91,98 +184,28 @@ def live_stats(conn: Conn, distributor: str | None = None) -> dict[str, int]:
     return {k: int(row[k] or 0) for k in ("total", *STATUSES)}
 
 
-def _replace(wh: Warehouse, table: str, insert_sql: str) -> int:
-    with wh.transaction() as conn:
-        conn.execute(f"DELETE FROM {table}")
-        conn.execute(insert_sql)
-        return int(conn.scalar(f"SELECT count(*) FROM {table}"))
-
-
 def refresh_lead_stats(wh: Warehouse) -> int:
-    """Rebuild ``lead_stats``: one row per distributor plus ``'__all__'`` (always present, zeros when empty)."""
-    return _replace(wh, "lead_stats", LEAD_STATS_SQL)
-
-
-# -------------------------------------------------------------------------------------------- conversion_funnel
-
-CONVERSION_FUNNEL_SQL = f"""
-INSERT INTO conversion_funnel (distributor, form_id, campaign_id, campaign_name, cohort_week, leads,
-    reached_assigned, reached_contacted, converted, rejected, rate_assigned, rate_contacted, rate_converted,
-    median_hours_to_first_contact, p90_hours_to_first_contact, stages_reported_to_meta, refreshed_at)
-WITH {LEAD_FACTS_CTES},
--- Stages Meta accepted through the Conversions API (the outbox of lib/capi), per lead: one row per lead, so the join
--- below multiplies no lead and the percentiles stay over leads.
-reported AS (
-    SELECT meta_lead_id, count(*) AS stages
-    FROM conversion_events
-    WHERE status = 'sent'
-    GROUP BY meta_lead_id
-),
-g AS (
-    SELECT f.distributor, f.form_id, f.campaign_id, max(f.campaign_name) AS campaign_name,
-           CAST(date_trunc('week', f.created_time) AS DATE) AS cohort_week,
-           count(*) AS leads,
-           count(*) FILTER (WHERE f.reached_rank >= 1) AS reached_assigned,
-           count(*) FILTER (WHERE f.reached_rank >= 2) AS reached_contacted,
-           count(*) FILTER (WHERE f.status = 'converted') AS converted,
-           count(*) FILTER (WHERE f.status = 'rejected') AS rejected,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY f.hours_to_first_contact) AS median_hours,
-           percentile_cont(0.9) WITHIN GROUP (ORDER BY f.hours_to_first_contact) AS p90_hours,
-           CAST(COALESCE(sum(r.stages), 0) AS BIGINT) AS stages_reported_to_meta
-    FROM facts f LEFT JOIN reported r ON r.meta_lead_id = f.meta_lead_id
-    GROUP BY f.distributor, f.form_id, f.campaign_id, CAST(date_trunc('week', f.created_time) AS DATE)
-)
-SELECT distributor, form_id, campaign_id, campaign_name, cohort_week, leads,
-       reached_assigned, reached_contacted, converted, rejected,
-       CAST(reached_assigned AS DOUBLE PRECISION) / leads,
-       CAST(reached_contacted AS DOUBLE PRECISION) / leads,
-       CAST(converted AS DOUBLE PRECISION) / NULLIF(reached_contacted, 0),
-       median_hours, p90_hours, stages_reported_to_meta, CURRENT_TIMESTAMP
-FROM g"""
+    """Rebuild ``lead_stats`` (``sql/lead_stats.sql``): one row per distributor plus ``'__all__'`` (always present,
+    zeros when empty)."""
+    return refresh_sql_file(wh, "lead_stats", builtin_sql_path("lead_stats"))
 
 
 def refresh_conversion_funnel(wh: Warehouse) -> int:
-    """Rebuild ``conversion_funnel``: one row per distributor, form, campaign and weekly cohort (Monday, UTC),
-    with the stages Meta accepted for those leads (``stages_reported_to_meta``)."""
-    return _replace(wh, "conversion_funnel", CONVERSION_FUNNEL_SQL)
-
-
-# --------------------------------------------------------------------------------------------------- lead_daily
-
-LEAD_DAILY_SQL = f"""
-INSERT INTO lead_daily (distributor, day, new_leads, organic_leads, paid_leads, contacted, converted, rejected,
-    refreshed_at)
-WITH {LEAD_FACTS_CTES},
-parts AS (
-    SELECT distributor, CAST(created_time AS DATE) AS day, 1 AS new_leads,
-           CASE WHEN is_organic THEN 1 ELSE 0 END AS organic_leads,
-           CASE WHEN is_organic = FALSE THEN 1 ELSE 0 END AS paid_leads,
-           0 AS contacted, 0 AS converted, 0 AS rejected
-    FROM facts
-    UNION ALL
-    SELECT distributor, CAST(first_contact_at AS DATE), 0, 0, 0, 1, 0, 0
-    FROM facts WHERE first_contact_at IS NOT NULL
-    UNION ALL
-    SELECT distributor, CAST(outcome_at AS DATE), 0, 0, 0, 0,
-           CASE WHEN status = 'converted' THEN 1 ELSE 0 END, CASE WHEN status = 'rejected' THEN 1 ELSE 0 END
-    FROM facts WHERE status IN ('converted', 'rejected')
-)
-SELECT distributor, day, sum(new_leads), sum(organic_leads), sum(paid_leads), sum(contacted), sum(converted),
-       sum(rejected), CURRENT_TIMESTAMP
-FROM parts
-GROUP BY distributor, day"""
+    """Rebuild ``conversion_funnel`` (``sql/conversion_funnel.sql``): one row per distributor, form, campaign and
+    weekly cohort (Monday, UTC), with the stages Meta accepted for those leads (``stages_reported_to_meta``)."""
+    return refresh_sql_file(wh, "conversion_funnel", builtin_sql_path("conversion_funnel"))
 
 
 def refresh_lead_daily(wh: Warehouse) -> int:
-    """Rebuild ``lead_daily``: per distributor and UTC day, leads created / first contacted / now converted or
-    rejected (each lead counted once per figure, on the day it reached its current outcome)."""
-    return _replace(wh, "lead_daily", LEAD_DAILY_SQL)
+    """Rebuild ``lead_daily`` (``sql/lead_daily.sql``): per distributor and UTC day, from its first lead to today
+    (zeros on quiet days), leads created / first contacted / now converted or rejected."""
+    return refresh_sql_file(wh, "lead_daily", builtin_sql_path("lead_daily"))
 
 
 # -------------------------------------------------------------------------------------------------- lead_scores
 
 # The scores live in their own module (rules calibrated on the demo and benchmark data; answers read in Python).
-from .scores import (  # noqa: F401
+from .scores import (  # noqa: E402, F401
     GRADE_BANDS,
     QUALIFYING_QUESTIONS,
     SCORE_RULES,
