@@ -8,7 +8,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import dagster as dg
 import pytest
@@ -64,12 +66,13 @@ def test_definitions_load_with_honest_lineage_checks_and_automation(definitions)
     assert sync.keys == {dg.AssetKey(k) for k in ("raw_leads", "leads", "rejected_leads")}
     assert sync.op.name == "sync_leads" and not sync.can_subset
     checks = {c.name for c in graph.asset_check_keys}
-    assert {"leads_meta_lead_id_unique", "leads_required_fields_present", "leads_contact_validity",
-            "leads_freshness_per_distributor", "leads_form_completeness", "leads_expectation_suite"} <= checks
+    assert {"meta_lead_id_unique", "required_fields_present", "contact_validity",
+            "freshness_per_distributor", "form_completeness", "expectation_suite"} <= checks
+    assert not [c for c in checks if c.startswith("leads_")]  # the UI prints the asset beside the check's name
     for key in keys - {"lead_interactions"}:
         assert graph.get(dg.AssetKey(key)).description, f"{key} has no description for the UI"
-    # One due-sync sensor for both sync jobs; the two every-minute schedules are gone.
-    assert {s.name for s in definitions.schedules or []} == {"leads_quality_schedule"}
+    # One due-sync sensor for both sync jobs; the table-wide checks run by their automation condition, no schedule.
+    assert not list(definitions.schedules or [])
     sensor = definitions.resolve_sensor_def("sync_due_sensor")
     assert sensor.minimum_interval_seconds == 60
     assert {t.job_name for t in sensor.targets} == {"sync_job", "sync_batch_job"}
@@ -253,7 +256,7 @@ def test_sync_job_and_marts_through_dagster_equal_the_manifest(monkeypatch, simu
             assert run.success
             checks = {c.check_name: c.passed for c in run.get_asset_check_evaluations()}
             # Only the cheap blocking checks run with a sync; the table-wide ones have their own job.
-            assert checks == {"leads_meta_lead_id_unique": True, "leads_required_fields_present": True}
+            assert checks == {"meta_lead_id_unique": True, "required_fields_present": True}
             shown = _materializations(run)["raw_leads"].metadata  # the distributor's health (issue 15)
             assert shown["health/state"].value == "ok" and shown["health/next_sync"].value.startswith("in ")
         assert box.stored() == box.expected()
@@ -261,11 +264,10 @@ def test_sync_job_and_marts_through_dagster_equal_the_manifest(monkeypatch, simu
         assert marts.success
         quality = definitions.resolve_job_def("leads_quality_job").execute_in_process(instance=instance)
         evaluations = {c.check_name: c for c in quality.get_asset_check_evaluations()}
-        assert set(evaluations) == {"leads_contact_validity", "leads_freshness_per_distributor",
-                                    "leads_form_completeness", "leads_expectation_suite", "leads_speed_to_lead",
-                                    "distributors_sync_health"}
+        assert set(evaluations) == {"contact_validity", "freshness_per_distributor", "form_completeness",
+                                    "expectation_suite", "speed_to_lead", "sync_health"}
         assert all(c.passed for c in evaluations.values()), {n: c.metadata for n, c in evaluations.items()}
-        assert evaluations["leads_form_completeness"].metadata["forms_checked"].value == sum(
+        assert evaluations["form_completeness"].metadata["forms_checked"].value == sum(
             len(p["forms"]) for p in box.manifest()["pages"])
     with box.wh.transaction() as conn:
         total = conn.scalar("SELECT total FROM lead_stats WHERE distributor = '__all__'")
@@ -292,6 +294,7 @@ def test_form_completeness_warns_for_a_form_short_of_metas_count(monkeypatch, si
     assert row["form_id"] == short_form["id"] and row["distributor"] == box.keys[0] and row["shortfall"] == 7
     assert short_form["id"] in short.description and "short by 7" in short.description
     assert "leads-pipeline import" in short.description
+    assert short.metadata["problem"].value == short.description  # the sentence, not only JSON, in the UI
 
 
 def test_partition_metadata_is_read_in_one_open_of_the_warehouse(monkeypatch, simulator_factory, duckdb_url):
@@ -346,3 +349,41 @@ def test_three_partition_runs_launched_at_once_on_duckdb_all_succeed(monkeypatch
     codes = [p.returncode for p in procs]
     assert codes == [0, 0, 0], "\n".join(o[-2000:] for o in outputs)
     assert box.stored() == box.expected()
+
+
+def test_a_cli_sync_is_recorded_in_the_local_dagster_instance(monkeypatch, simulator_factory, duckdb_url, tmp_path):
+    from click.testing import CliRunner
+
+    from leads_pipeline.cli import main
+    from leads_pipeline.defs.events import instance_home, record_cli_sync
+
+    box = make_sandbox(monkeypatch, simulator_factory(pages=1, forms_per_page=1, leads_per_form=12), duckdb_url)
+    key = box.keys[0]
+    home = get_settings().data_dir / "dagster_home"
+    assert instance_home() is None  # no instance yet: a CLI sync records nothing and creates nothing
+    assert CliRunner().invoke(main, ["sync", key]).exit_code == 0
+    assert not home.exists()
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # what `make demo` / `make dev` create
+    box.sim.advance(leads=3)
+    out = CliRunner().invoke(main, ["sync", key])
+    assert out.exit_code == 0, out.output
+    stored = json.loads(out.output)["stored"]
+    # Written by a detached child process (the command does not wait for dagster): poll for it.
+    deadline = time.monotonic() + 60
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        while time.monotonic() < deadline and instance.get_latest_materialization_event(
+                dg.AssetKey("rejected_leads")) is None:
+            time.sleep(0.2)
+        events = {a: instance.get_latest_materialization_event(dg.AssetKey(a)) for a in ("raw_leads", "leads",
+                                                                                         "rejected_leads")}
+        assert all(e is not None and e.dagster_event.partition == key and not e.run_id for e in events.values())
+        meta = events["leads"].asset_materialization.metadata
+        assert meta["stored"].value == stored == 3 and meta["source"].value == "cli sync"
+        with box.wh.transaction(read_only=True) as conn:
+            rows = conn.scalar("SELECT count(*) FROM leads WHERE distributor = ?", [key])
+        assert meta["dagster/partition_row_count"].value == rows  # the same figures a run reports
+        assert key in instance.get_dynamic_partitions("distributors")
+    (home / "dagster.yaml").write_text("storage: [not, valid\n")  # a broken instance never fails the command
+    assert record_cli_sync(key, SimpleNamespace(success=True, stored=1), wh=box.wh, wait=True) is False
+    assert CliRunner().invoke(main, ["sync", key]).exit_code == 0

@@ -12,7 +12,7 @@ import dagster as dg
 from dagster._core.storage.dagster_run import DagsterRunStatus
 
 from leads_pipeline.definitions import defs
-from leads_pipeline.defs.marts.assets import MART_REFRESH
+from leads_pipeline.defs.automation import MART_REFRESH
 from leads_pipeline_tests.pipeline_fixtures import make_sandbox
 
 REFRESHED = ["lead_stats", "conversion_funnel", "lead_daily", "lead_scores", "person_links", "lead_contact_matches",

@@ -48,4 +48,7 @@ def import_(path: Path, distributor: str, fmt: str, workers: int | None, quiet: 
             click.echo("", err=True)
     if not result.success:
         fail(result.message, result.seed_dict())
+    from leads_pipeline.defs.events import record_cli_sync  # dagster only when an instance exists (events.py)
+
+    record_cli_sync(distributor, result, wh=wh, source="cli import")
     echo_json(result.seed_dict())

@@ -59,6 +59,9 @@ def sync(key: str, quiet: bool) -> None:
         click.echo("", err=True)
     if result.status == "failed":
         fail(result.message, result.seed_dict())
+    from leads_pipeline.defs.events import record_cli_sync  # dagster only when an instance exists (events.py)
+
+    record_cli_sync(key, result, wh=wh)
     echo_json(result.seed_dict())
     if result.partial:
         click.echo(f"Warning: {result.message}", err=True)

@@ -9,6 +9,10 @@ import dagster as dg
 
 from leads_pipeline.lib.warehouse import Warehouse
 
+# Who answers for the pipeline's assets (shown on every asset in the UI; the LeadPipeline component's `owners`
+# overrides it). Dagster accepts team names (`team:…`) and email addresses.
+OWNERS = ["team:lead-ops"]
+
 # Column descriptions shown in the UI; docs/schema.md is the full reference.
 COLUMN_DOCS = {
     "meta_lead_id": "Meta's lead id (the webhook's leadgen_id); primary key",

@@ -9,6 +9,7 @@ tries again later. A distributor without a dataset id sends nothing and says so.
 
 
 import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from leads_pipeline.defs.partitions import distributors_partitions
 from leads_pipeline.defs.resources import GraphApiResource, WarehouseResource
@@ -51,15 +52,6 @@ def send_metadata(result: capi.SendResult) -> dict[str, dg.MetadataValue]:
     return metadata
 
 
-@dg.asset(
-    name="meta_conversion_events",
-    deps=["leads", "lead_interactions"],
-    partitions_def=distributors_partitions,
-    group_name="conversions_api",
-    kinds={"facebook", "python"},
-    code_version="1",
-    description=DESCRIPTION,
-)
 def meta_conversion_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                            graph: GraphApiResource) -> dg.MaterializeResult:
     key = context.partition_key
@@ -74,8 +66,25 @@ def meta_conversion_events(context: dg.AssetExecutionContext, warehouse: Warehou
     return dg.MaterializeResult(metadata=metadata)
 
 
-capi_job = dg.define_asset_job(
-    name="meta_conversion_events_job",
-    selection=dg.AssetSelection.assets("meta_conversion_events"),
-    description="Send one distributor's lead stages to Meta's Conversions API for CRM.",
-)
+def build_capi_asset() -> dg.AssetsDefinition:
+    return dg.asset(
+        name="meta_conversion_events",
+        deps=["leads", "lead_interactions"],
+        partitions_def=distributors_partitions,
+        group_name="conversions_api",
+        kinds={"facebook", "python"},
+        code_version="1",
+        description=DESCRIPTION,
+    )(meta_conversion_events)
+
+
+CAPI_JOB_NAME = "meta_conversion_events_job"
+
+
+def build_capi_job(in_process: bool = True) -> UnresolvedAssetJobDefinition:
+    return dg.define_asset_job(
+        name=CAPI_JOB_NAME,
+        selection=dg.AssetSelection.assets("meta_conversion_events"),
+        description="Send one distributor's lead stages to Meta's Conversions API for CRM.",
+        executor_def=dg.in_process_executor if in_process else None,
+    )

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from leads_pipeline.defs.capi.assets import capi_job
+from leads_pipeline.defs.capi.assets import CAPI_JOB_NAME
 from leads_pipeline.defs.partitions import distributors_partitions
 from leads_pipeline.defs.resources import WarehouseResource
 from leads_pipeline.lib import capi
@@ -19,13 +19,7 @@ from leads_pipeline.lib import capi
 TICK_SECONDS = 300
 
 
-@dg.sensor(
-    job=capi_job,
-    minimum_interval_seconds=TICK_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Every 5 minutes: one meta_conversion_events run per distributor with lead stages to send to Meta.",
-)
-def meta_conversion_events_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+def _capi_tick(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     now = datetime.now(UTC)
     known = set(context.instance.get_dynamic_partitions(distributors_partitions.name))
     due = [key for key in capi.due(warehouse.get(), now) if key in known]
@@ -37,3 +31,22 @@ def meta_conversion_events_sensor(context: dg.SensorEvaluationContext, warehouse
                       tags={"leads/distributor": key, "leads/trigger": "schedule"})
         for key in due
     ]
+
+
+def build_capi_sensor() -> dg.SensorDefinition:
+    return dg.sensor(
+        name="meta_conversion_events_sensor",
+        job_name=CAPI_JOB_NAME,
+        minimum_interval_seconds=TICK_SECONDS,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Every 5 minutes: one meta_conversion_events run per distributor with lead stages to send to "
+        "Meta.",
+    )(_capi_tick)
+
+
+def __getattr__(name: str):
+    """``meta_conversion_events_sensor`` for direct use (tests), built on access and kept out of the scanned
+    namespace (see ``defs/automation.py``)."""
+    if name == "meta_conversion_events_sensor":
+        return build_capi_sensor()
+    raise AttributeError(name)

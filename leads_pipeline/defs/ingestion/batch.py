@@ -159,15 +159,18 @@ def sync_batch(context: dg.OpExecutionContext, config: SyncBatchConfig, warehous
         )
 
 
-@dg.job(
-    name=BATCH_JOB_NAME,
-    executor_def=dg.in_process_executor,
-    tags={"leads/kind": "batch"},
-    description="Sync many distributors in one in-process run (see docs/scale.md); per-partition materialisations "
-    "of raw_leads, leads and rejected_leads.",
-)
-def sync_batch_job():
-    sync_batch()
+def build_batch_job() -> dg.JobDefinition:
+    @dg.job(
+        name=BATCH_JOB_NAME,
+        executor_def=dg.in_process_executor,
+        tags={"leads/kind": "batch"},
+        description="Sync many distributors in one in-process run (see docs/scale.md); per-partition "
+        "materialisations of raw_leads, leads and rejected_leads.",
+    )
+    def sync_batch_job():
+        sync_batch()
+
+    return sync_batch_job
 
 
 def batch_run_config(keys: list[str], trigger: str = "schedule", parallelism: int | None = None) -> dict:

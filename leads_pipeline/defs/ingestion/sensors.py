@@ -14,21 +14,14 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from leads_pipeline.defs.ingestion.batch import batch_run_config, sync_batch_job
-from leads_pipeline.defs.ingestion.jobs import sync_job
+from leads_pipeline.defs.ingestion.batch import batch_run_config
 from leads_pipeline.defs.ingestion.planning import BATCH_JOB_NAME, SYNC_JOB_NAME, TICK_SECONDS, plan_due
 from leads_pipeline.defs.partitions import distributors_partitions
 from leads_pipeline.defs.resources import WarehouseResource
 from leads_pipeline.lib.distributors import registry as distributors
 
 
-@dg.sensor(
-    job=sync_job,
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Adds a partition (and an initial sync run) per new distributor; removes deleted ones.",
-)
-def distributor_partitions_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+def _partitions(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     rows = distributors.list_all(warehouse.get())
     wanted = {d.key: d for d in rows}
     known = set(context.instance.get_dynamic_partitions(distributors_partitions.name))
@@ -53,14 +46,7 @@ def distributor_partitions_sensor(context: dg.SensorEvaluationContext, warehouse
     return dg.SensorResult(run_requests=runs, dynamic_partitions_requests=requests)
 
 
-@dg.sensor(
-    jobs=[sync_job, sync_batch_job],
-    minimum_interval_seconds=TICK_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Every minute: the distributors due for a sync, planned once — one sync_job run each when a few are "
-    "due, sync_batch_job runs of up to LEADS_SYNC_BATCH_SIZE when many are.",
-)
-def sync_due_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+def _due(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     now = datetime.now(UTC)
     plan = plan_due(context.instance, warehouse.get(), now)
     # Run keys are remembered forever: the tick's time (ticks are at least a minute apart) makes them unique.
@@ -89,3 +75,42 @@ def sync_due_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseRes
         )
         for i, keys in enumerate(plan.batches)
     ]
+
+
+def build_partitions_sensor() -> dg.SensorDefinition:
+    return dg.sensor(
+        name="distributor_partitions_sensor",
+        job_name=SYNC_JOB_NAME,
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Adds a partition (and an initial sync run) per new distributor; removes deleted ones.",
+    )(_partitions)
+
+
+def build_sync_due_sensor(sync_job=None, batch_job=None) -> dg.SensorDefinition:
+    """The sensor over the component's two sync jobs (built here when not given: direct use in tests)."""
+    from leads_pipeline.defs.ingestion.batch import build_batch_job
+    from leads_pipeline.defs.ingestion.jobs import build_sync_job
+
+    return dg.sensor(
+        name="sync_due_sensor",
+        jobs=[sync_job or build_sync_job(), batch_job or build_batch_job()],
+        minimum_interval_seconds=TICK_SECONDS,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Every minute: the distributors due for a sync, planned once — one sync_job run each when a few "
+        "are due, sync_batch_job runs of up to LEADS_SYNC_BATCH_SIZE when many are.",
+    )(_due)
+
+
+_BUILDERS = {"distributor_partitions_sensor": build_partitions_sensor, "sync_due_sensor": build_sync_due_sensor}
+_built: dict[str, dg.SensorDefinition] = {}
+
+
+def __getattr__(name: str) -> dg.SensorDefinition:
+    """``sensors.sync_due_sensor`` etc. for direct use (tests, scripts), built on first access and kept out of the
+    module's namespace, so that the scan of ``defs/`` does not load them next to the component's."""
+    if name not in _BUILDERS:
+        raise AttributeError(name)
+    if name not in _built:
+        _built[name] = _BUILDERS[name]()
+    return _built[name]

@@ -101,15 +101,19 @@ def process_webhook_inbox(context: dg.OpExecutionContext, config: WebhookInboxCo
                                                   description="Leads announced by Meta's webhooks."))
 
 
-@dg.job(
-    name=WEBHOOK_JOB_NAME,
-    # One step: run it in the run's own process (saves a step subprocess, i.e. seconds of latency per lead).
-    executor_def=dg.in_process_executor,
-    tags={"leads/kind": "webhook"},
-    description="Fetch and store the leads Meta's webhooks announced, for one distributor (raw_leads → leads).",
-)
-def webhook_leads_job():
-    process_webhook_inbox()
+def build_webhook_job() -> dg.JobDefinition:
+    @dg.job(
+        name=WEBHOOK_JOB_NAME,
+        # One step: run it in the run's own process (saves a step subprocess, i.e. seconds of latency per lead).
+        executor_def=dg.in_process_executor,
+        tags={"leads/kind": "webhook"},
+        description="Fetch and store the leads Meta's webhooks announced, for one distributor: materialisations of "
+        "its partitions of raw_leads → leads (and rejected_leads when something was quarantined).",
+    )
+    def webhook_leads_job():
+        process_webhook_inbox()
+
+    return webhook_leads_job
 
 
 def _in_flight(context: dg.SensorEvaluationContext) -> set[str]:
@@ -120,13 +124,7 @@ def _in_flight(context: dg.SensorEvaluationContext) -> set[str]:
     return {run.tags.get("leads/distributor") for run in runs} - {None}
 
 
-@dg.sensor(
-    job=webhook_leads_job,
-    minimum_interval_seconds=10,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Every ~10 s: one webhook_leads_job run per distributor with pending webhook_inbox rows.",
-)
-def webhook_inbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+def _inbox_tick(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     previous = json.loads(context.cursor) if context.cursor else {}
     wh = warehouse.get()
     state = inbox.overview(wh)
@@ -175,3 +173,28 @@ def webhook_inbox_sensor(context: dg.SensorEvaluationContext, warehouse: Warehou
         "pending": sum(state.pending.values()), "unrouted": state.unrouted,
         "pending_by_distributor": dg.MetadataValue.json(state.pending)})
     return dg.SensorResult(run_requests=requests, cursor=cursor, asset_events=[seen])
+
+
+def build_webhook_sensor(job: dg.JobDefinition | None = None) -> dg.SensorDefinition:
+    return dg.sensor(
+        name="webhook_inbox_sensor",
+        job=job or build_webhook_job(),
+        minimum_interval_seconds=10,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Every ~10 s: one webhook_leads_job run per distributor with pending webhook_inbox rows.",
+    )(_inbox_tick)
+
+
+_BUILDERS = {"webhook_leads_job": build_webhook_job,
+             "webhook_inbox_sensor": lambda: build_webhook_sensor(__getattr__("webhook_leads_job"))}
+_built: dict = {}
+
+
+def __getattr__(name: str):
+    """``webhook_inbox_sensor`` / ``webhook_leads_job`` for direct use (tests), built on first access and kept out of
+    the module's namespace, so the scan of ``defs/`` does not load them next to the component's."""
+    if name not in _BUILDERS:
+        raise AttributeError(name)
+    if name not in _built:
+        _built[name] = _BUILDERS[name]()
+    return _built[name]

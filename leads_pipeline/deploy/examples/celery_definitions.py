@@ -20,7 +20,7 @@ import dagster as dg
 import yaml
 from dagster_celery import celery_executor
 
-from leads_pipeline.definitions import defs as project_defs
+from leads_pipeline.components.pipeline import LeadPipeline, build_pipeline_defs
 
 CELERY_SETTINGS = Path(__file__).with_name("celery.executor.yaml")
 
@@ -31,4 +31,6 @@ leads_celery_executor = celery_executor.configured(
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions.merge(project_defs(), dg.Definitions(executor=leads_celery_executor))
+    # The project's pipeline with its jobs on the location's executor (``in_process=False``), not in one process.
+    pipeline = build_pipeline_defs(LeadPipeline(in_process=False))
+    return dg.Definitions.merge(pipeline, dg.Definitions(executor=leads_celery_executor))
