@@ -290,3 +290,63 @@ def test_ground_truth_agrees_with_the_pipeline_parser():
             if got != expected:
                 disagreements.append((lead.id, expected, got))
     assert not disagreements
+
+
+# ------------------------------------------------------------------------------------------ a clock anchored to now
+
+
+def test_a_world_anchored_to_now_has_its_history_up_to_now_and_the_same_leads():
+    """``start_time=None`` (the sandbox, ``simulator serve``): the history is the weeks up to the moment the world is
+    built, not a fixed date months away; the leads themselves (ids, answers) are those of the fixed clock."""
+    import time
+
+    fixed = Simulator(Scenario(seed=3, pages=1, leads_per_form=200, extra_leads=0, history_days=56))
+    before = int(time.time())
+    live = Simulator(Scenario(seed=3, pages=1, leads_per_form=200, extra_leads=0, history_days=56,
+                                start_time=None))
+    after = int(time.time())
+    assert before <= live.world.start_time == live.world.now <= after
+    cts = [lead.ct for form in live.world.forms for lead in form.leads]
+    assert all(live.world.now - 56 * 86400 <= ct < live.world.now for ct in cts)
+    assert live.world.now - max(cts) < 2 * 86400 and live.world.now - min(cts) > 50 * 86400
+    shift = live.world.start_time - fixed.world.start_time
+    pairs = [(a, b) for fa, fb in zip(fixed.world.forms, live.world.forms) for a, b in zip(fa.leads, fb.leads)]
+    assert pairs and all(a.id == b.id and b.ct - a.ct == shift for a, b in pairs)
+    assert [a.obj["field_data"][0] for a, _ in pairs] == [b.obj["field_data"][0] for _, b in pairs]
+    # The state pins the moment the world was built: the same world again, not one anchored later.
+    again = Simulator.from_state(json.loads(json.dumps(live.state())))
+    assert again.world.start_time == live.world.start_time and again.manifest() == live.manifest()
+
+
+def test_live_arrivals_of_an_anchored_world_are_dated_by_the_wall_clock():
+    """Real-time mode (``make dev``'s sandbox): a lead that arrives is dated the moment it arrives."""
+    import time
+
+    sim = Simulator(Scenario(seed=2, pages=1, forms_per_page=1, leads_per_form=5, extra_leads=None,
+                             arrival_rate=600.0, start_time=None))
+    sim.world.advance(seconds=0)
+    seen = sum(sim.world.form_counts(f)[0] for f in sim.world.forms)
+    sim.start_realtime(tick=0.05)
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline and sum(sim.world.form_counts(f)[0] for f in sim.world.forms) < seen + 3:
+            time.sleep(0.05)
+        wall = time.time()
+        arrived = [lead for lead in sim.world.forms[0].leads[seen:] if lead.ct <= sim.world.now]
+    finally:
+        sim.stop_realtime()
+    assert len(arrived) >= 3
+    assert abs(sim.world.now - wall) <= 2
+    assert all(wall - 15 <= lead.ct <= wall + 1 for lead in arrived), [(lead.ct, wall) for lead in arrived]
+
+
+def test_serve_start_option():
+    from click.testing import CliRunner
+
+    from leads_pipeline.commands.simulator import _start_time, simulator
+
+    assert _start_time("now") is None
+    assert _start_time("1780272000") == 1780272000
+    assert _start_time("2026-06-01T00:00:00Z") == _start_time("2026-06-01T00:00:00") == 1780272000
+    bad = CliRunner().invoke(simulator, ["serve", "--port", "0", "--start", "yesterday"])
+    assert bad.exit_code == 2 and "--start" in bad.output

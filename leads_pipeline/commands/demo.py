@@ -7,8 +7,8 @@ scenario (fixed seed), so the simulator's tokens and lead ids stay the same from
 
 from __future__ import annotations
 
+import datetime as dt
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import click
-import requests
 
 from leads_pipeline.commands.common import echo_json, fail, warehouse
 from leads_pipeline.deploy import LOCAL_INSTANCE_YAML
@@ -31,10 +30,12 @@ DEMO_DISTRIBUTORS = ["MSH Med Tour", "Anatolia Dental Care", "Berlin Hair Clinic
 
 
 def sandbox_scenario():
-    """The sandbox world: 3 pages × 2 forms × 900 leads (about 5,400), more arriving in real time under ``dev``."""
+    """The sandbox world: 3 pages × 2 forms × 900 leads (about 5,400) over the 8 weeks up to now (the world's clock
+    is anchored to the wall clock when it starts), more arriving in real time under ``dev``, dated as they arrive."""
     from leads_pipeline.simulator import Scenario
 
-    return Scenario(seed=1, pages=3, forms_per_page=2, leads_per_form=900, extra_leads=None, arrival_rate=6.0)
+    return Scenario(seed=1, pages=3, forms_per_page=2, leads_per_form=900, extra_leads=None, arrival_rate=6.0,
+                    start_time=None, history_days=56)
 
 
 def dagster_home() -> Path:
@@ -44,6 +45,12 @@ def dagster_home() -> Path:
     target = home / "dagster.yaml"
     if not target.exists():
         shutil.copy(LOCAL_INSTANCE_YAML, target)
+    else:  # a home made by an older checkout: add the settings it lacks (no modal; freshness evaluated)
+        text = target.read_text()
+        missing = [block for key, block in (("nux:", "nux:\n  enabled: false\n"),
+                                            ("freshness:", "freshness:\n  enabled: true\n")) if key not in text]
+        if missing:
+            target.write_text(text.rstrip("\n") + "\n" + "".join(missing))
     return home
 
 
@@ -78,6 +85,8 @@ def _env_file_sandbox(app_secret: str) -> dict[str, str]:
 
 
 def _running_simulator() -> bool:
+    import requests  # here, not at the top: `leads-pipeline --help` must not import it (issue #14, P6)
+
     try:
         return requests.get(f"{SANDBOX_URL}/__simulator/scenario", timeout=2).ok
     except requests.RequestException:
@@ -114,6 +123,8 @@ def demo() -> None:
     """Run the pipeline end to end on DuckDB + the built-in Graph API simulator, through Dagster."""
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import requests
+
     started = time.monotonic()
     server = start_sandbox(realtime=False)
     try:
@@ -124,7 +135,8 @@ def demo() -> None:
         keys = _register_distributors(wh, manifest)
         _configure_conversions(wh, keys, manifest)
         click.echo(f"Simulator on {SANDBOX_URL}; warehouse {wh!r}; distributors: {', '.join(keys)}", err=True)
-        results = _materialize_everything(keys, before_marts=lambda: _staff_activity(wh))
+        world_now = dt.datetime.fromtimestamp(manifest["now"], dt.UTC) if manifest.get("now") else None
+        results = _materialize_everything(keys, before_marts=lambda: _staff_activity(wh, world_now))
         conversions = _conversions_accepted(manifest)
     finally:
         if server is not None:
@@ -145,8 +157,9 @@ def demo() -> None:
         "\nNext:\n"
         "  make dev                          # Dagster UI on http://127.0.0.1:3000 (lineage, runs, checks)\n"
         "  .venv/bin/leads-pipeline lead list  # work the leads; `leads-pipeline --help` for everything\n"
-        "  notebooks/funnel_analysis.ipynb   # SQL over the marts (read-only)\n"
-        f"  duckdb -readonly {get_settings().resolved_warehouse_url.removeprefix('duckdb:///')}\n",
+        "  make notebook                     # the notebooks in Jupyter, on a read-only snapshot beside the pipeline\n"
+        "  .venv/bin/leads-pipeline sql \"SELECT * FROM conversion_funnel LIMIT 5\"  # SQL on the snapshot; "
+        "no query: a prompt\n",
         err=True,
     )
     if failed:
@@ -164,6 +177,8 @@ def _configure_conversions(wh, keys: list[str], manifest: dict) -> None:
 
 def _conversions_accepted(manifest: dict) -> dict:
     """What the simulator's CRM datasets of the demo's Pages accepted (Meta's side of the loop)."""
+    import requests
+
     ids = {p.get("capi_dataset_id") for p in manifest["pages"]} - {None}
     datasets = requests.get(f"{SANDBOX_URL}/__simulator/datasets", timeout=10).json().get("datasets", [])
     mine = [d for d in datasets if d.get("id") in ids]
@@ -175,37 +190,13 @@ def _conversions_accepted(manifest: dict) -> dict:
             "by_event_name": names}
 
 
-def _staff_activity(wh) -> None:
-    """A first day of sales work on the demo leads (once), so the funnel and the notebook have something to show.
+def _staff_activity(wh, now: dt.datetime | None = None) -> None:
+    """The demo's sales history (once): staff assign, contact, convert and reject the leads, each at the lead's own
+    time, up to ``now`` (the simulator's clock; default the wall clock), through the library's bulk operations
+    (``demo_staff.py``)."""
+    from leads_pipeline.commands.demo_staff import seed_staff_activity
 
-    Two staff users, each working some of the distributors (tenancy: each sees only theirs); of a deterministic
-    sample of leads, a share is assigned to the staff user of its distributor, then contacted, then converted or
-    rejected, through the same bulk operations staff use (each action in the audit log).
-    """
-    from leads_pipeline.lib import crm
-
-    if crm.list_users(wh, actor="system"):
-        return
-    with wh.transaction(read_only=True) as conn:
-        rows = conn.query("SELECT meta_lead_id, distributor FROM leads ORDER BY meta_lead_id")
-    if not rows:  # every sync failed: the demo reports those runs (and does this on its next run), no traceback
-        return
-    keys = sorted(d.key for d in crm.visible_distributors(wh, actor="system"))
-    staff = [crm.add_user(wh, "Ayşe Demir", "ayse@example.com", "staff", distributors=keys[0::2], actor="system"),
-             crm.add_user(wh, "Can Yılmaz", "can@example.com", "staff", distributors=keys[1::2], actor="system")]
-    admin = crm.add_user(wh, "Demo Admin", "admin@example.com", "superadmin", actor="system")["id"]
-    random.Random(1).shuffle(rows)  # deterministic: the same demo every time
-    n = len(rows)
-    assigned = rows[: n * 2 // 5]
-    for user in staff:
-        mine = [r["meta_lead_id"] for r in assigned if r["distributor"] in user["distributors"]]
-        if mine:
-            crm.bulk(wh, "assign", ids=mine, user=user["id"], actor=admin)
-    assigned = [r["meta_lead_id"] for r in assigned]
-    contacted = assigned[: n // 4]
-    crm.bulk(wh, "status", ids=contacted, status="contacted", actor=admin)
-    crm.bulk(wh, "status", ids=contacted[: n // 16], status="converted", actor=admin)
-    crm.bulk(wh, "status", ids=contacted[n // 16 : n // 8], status="rejected", note="not reachable", actor=admin)
+    seed_staff_activity(wh, now=now)
 
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

@@ -27,6 +27,10 @@ def simulator() -> None:
 @click.option("--leads-per-form", type=int, help="Leads that exist in each form at start.")
 @click.option("--arrival-rate", type=float,
               help="New leads per minute; with it the clock follows wall time and leads keep arriving.")
+@click.option("--start", "start",
+              help="The world's clock: 'now' (default without --scenario: the history is the weeks up to now, and "
+                   "with --arrival-rate leads arrive dated as they arrive), an ISO time (2026-06-01T00:00:00Z) or unix "
+                   "seconds for a fixed, reproducible world.")
 @click.option("--webhook-url", help="POST signed leadgen webhooks there as leads arrive.")
 @click.option("--sandbox", is_flag=True,
               help="The demo's world (what `make demo` synced: its Pages, tokens, app secret and leads), with new "
@@ -34,7 +38,7 @@ def simulator() -> None:
                    ".env points LEADS_GRAPH_BASE_URL at it (port 8765).")
 def serve(host: str, port: int | None, seed: int | None, scenario_file: str | None, pages: int | None,
           forms_per_page: int | None, leads_per_form: int | None, arrival_rate: float | None,
-          webhook_url: str | None, sandbox: bool) -> None:
+          start: str | None, webhook_url: str | None, sandbox: bool) -> None:
     """Serve the simulator until interrupted (Ctrl-C)."""
     if sandbox and scenario_file:
         raise click.BadParameter("--sandbox is the demo's scenario: give it or --scenario, not both")
@@ -44,8 +48,11 @@ def serve(host: str, port: int | None, seed: int | None, scenario_file: str | No
         scenario = sandbox_scenario()
         port = SANDBOX_PORT if port is None else port
     else:
-        scenario = Scenario.from_json(scenario_file) if scenario_file else Scenario()
+        # Without a scenario file the world is anchored to now (a file keeps its own start_time unless --start).
+        scenario = Scenario.from_json(scenario_file) if scenario_file else Scenario(start_time=None)
     changes: dict = {} if seed is None else {"seed": seed}
+    if start is not None:
+        changes["start_time"] = _start_time(start)
     if pages is not None:
         changes["pages"] = pages
     if forms_per_page is not None:
@@ -93,3 +100,20 @@ def serve(host: str, port: int | None, seed: int | None, scenario_file: str | No
         signal.signal(signal.SIGTERM, previous)
         server.stop()
         click.echo("Simulator stopped.")
+
+
+def _start_time(text: str) -> int | None:
+    """``--start``: 'now' → None (anchored to the wall clock), unix seconds, or an ISO 8601 time (UTC if no offset)."""
+    import datetime as dt
+
+    text = text.strip()
+    if text.lower() == "now":
+        return None
+    if text.isdigit():
+        return int(text)
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give 'now', unix seconds or an ISO time such as 2026-06-01T00:00:00Z",
+                                 param_hint="--start") from None
+    return int((when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp())

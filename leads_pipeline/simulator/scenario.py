@@ -11,7 +11,7 @@ from typing import Any
 
 from leads_pipeline.simulator.data import PAGE_REGIONS_DEFAULT
 
-DEFAULT_START_TIME = 1780272000  # 2026-06-01T00:00:00+0000
+DEFAULT_START_TIME = 1780272000  # 2026-06-01T00:00:00+0000: a fixed clock, for tests that compare exact worlds
 VERSION_RE = re.compile(r"v\d+\.\d+")
 
 
@@ -23,6 +23,13 @@ class Scenario:
     ``extra_leads`` leads arrive after ``start_time`` at ``arrival_rate`` leads per simulated minute (exponential
     gaps, at least 1 s apart); ``None`` means an endless timeline (generated lazily; used in real-time mode).
     ``regions`` gives each page's default phone region (cycled); the default mix starts with ``TR``.
+
+    The clock: ``start_time`` (unix seconds) is the world's "now" when it is built; the initial leads lie in the
+    ``history_days`` before it. The default is a fixed moment, so that the same scenario is the same world, to the
+    second, whenever it is built (tests, benchmarks). ``start_time=None`` anchors the world to the wall clock when it
+    is built: its history is the last ``history_days`` up to that moment, and in real-time mode the clock then
+    follows wall time, so leads arrive dated as they arrive (the sandbox of ``make demo`` / ``make dev`` and
+    ``leads-pipeline simulator serve``). Ids, names and answers are the same either way: only the times move.
     """
 
     seed: int = 1
@@ -44,7 +51,7 @@ class Scenario:
     accepted_versions: list[str] | None = None
     allow_unversioned: bool = True
     require_appsecret_proof: bool = False
-    start_time: int = DEFAULT_START_TIME
+    start_time: int | None = DEFAULT_START_TIME
     history_days: float = 30.0
     usage_calls_per_hour: int = 4800
     malformed_kinds: list[str] = field(default_factory=lambda: list(MALFORMED_KINDS))
@@ -65,6 +72,8 @@ class Scenario:
             raise ValueError("api_version must look like v25.0")
         if self.extra_leads is not None and self.extra_leads < 0:
             raise ValueError("extra_leads must be >= 0 or None")
+        if self.history_days <= 0:
+            raise ValueError("history_days must be > 0")
         if self.arrival_rate <= 0:
             raise ValueError("arrival_rate must be > 0 (leads per minute)")
         unknown = set(self.malformed_kinds) - set(MALFORMED_KINDS)
@@ -72,6 +81,11 @@ class Scenario:
             raise ValueError(f"unknown malformed kinds: {sorted(unknown)}")
 
     # ---------------------------------------------------------------------------------------------------------------
+
+    @property
+    def anchored_to_now(self) -> bool:
+        """Whether the world's clock is the wall clock (``start_time=None``) rather than a fixed moment."""
+        return self.start_time is None
 
     def leads_for_form(self, global_form_index: int) -> int:
         counts = self.leads_per_form if isinstance(self.leads_per_form, list) else [self.leads_per_form]

@@ -102,7 +102,8 @@ class Simulator:
         """What cannot be re-derived from the seed: the clock and the subscriptions (JSON-able, holds no secret).
         ``Simulator.from_state(state)`` rebuilds the same world at the same moment (e.g. across demo runs)."""
         w = self.world
-        return {"scenario": self.scenario.to_dict(), "now": w.now,
+        # An anchored world's start is pinned to the moment it was built: the same world again, not one of later.
+        return {"scenario": dict(self.scenario.to_dict(), start_time=w.start_time), "now": w.now,
                 "installed": {p.id: p.installed_fields for p in w.pages if p.installed_fields is not None},
                 "app_subscriptions": w.app_subscriptions}
 
@@ -250,18 +251,29 @@ class Simulator:
     # ------------------------------------------------------------------------------------------------ realtime --
 
     def start_realtime(self, speed: float = 1.0, tick: float = 0.25) -> None:
-        """Advance the simulated clock with wall time (``speed`` simulated seconds per second)."""
+        """Advance the simulated clock with wall time (``speed`` simulated seconds per second).
+
+        A world anchored to now (``Scenario(start_time=None)``) at ``speed`` 1 follows the wall clock itself: a lead
+        that arrives is dated the moment it arrives, however long the world took to build or was left waiting. A
+        world on a fixed clock moves forward from its own "now" by the wall time elapsed.
+        """
         if self._realtime is not None:
             return
         self._realtime_stop.clear()
         base_now = self.world.now
         t0 = time.monotonic()
+        wall = self.scenario.anchored_to_now and speed == 1.0
+
+        def target() -> int:
+            return int(time.time()) if wall else base_now + int((time.monotonic() - t0) * speed)
 
         def run() -> None:
-            while not self._realtime_stop.wait(tick):
-                target = base_now + int((time.monotonic() - t0) * speed)
-                if target > self.world.now:
-                    self.advance(seconds=target - self.world.now)
+            while True:
+                now = target()
+                if now > self.world.now:
+                    self.advance(seconds=now - self.world.now)
+                if self._realtime_stop.wait(tick):
+                    return
 
         self._realtime = threading.Thread(target=run, name="simulator-clock", daemon=True)
         self._realtime.start()

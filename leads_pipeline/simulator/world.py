@@ -206,9 +206,11 @@ class World:
         self.user_id = self._ids.new(17)
         self.user_name = "Sandbox Admin"
         self.user_token = _token(tok_rng, "EAAG", 180)
-        self.now = sc.start_time
+        # The world's start: the scenario's fixed moment, or the wall clock now (an anchored world, see Scenario).
+        self.start_time = start = int(time.time()) if sc.start_time is None else int(sc.start_time)
+        self.now = start
         self.tokens: dict[str, TokenInfo] = {
-            self.user_token: TokenInfo(self.user_token, "user", issued_at=sc.start_time - 3600),
+            self.user_token: TokenInfo(self.user_token, "user", issued_at=start - 3600),
         }
         self._tok_rng = tok_rng
         self.app_token = f"{self.app_id}|{self.app_secret}"
@@ -226,7 +228,7 @@ class World:
             if p >= len(D.PAGE_NAMES):
                 name = f"{name} {p // len(D.PAGE_NAMES) + 1}"
             page = Page(p, self._ids.new(15), name, _token(tok_rng, "EAAG", 180), sc.region_for_page(p))
-            self.tokens[page.access_token] = TokenInfo(page.access_token, "page", page, issued_at=sc.start_time - 3600)
+            self.tokens[page.access_token] = TokenInfo(page.access_token, "page", page, issued_at=start - 3600)
             self.pages.append(page)
             self.objects[page.id] = page
             campaigns = [(self._ids.new(17), f"{page.name} – {label}") for label in ("Prospecting", "Retargeting")]
@@ -236,7 +238,7 @@ class World:
                 fname = template["name"]
                 if gidx >= len(D.TEMPLATES):
                     fname = f"{fname} #{gidx // len(D.TEMPLATES) + 1}"
-                created = sc.start_time - history - rng.randint(86400, 60 * 86400)
+                created = start - history - rng.randint(86400, 60 * 86400)
                 form = Form(gidx, self._ids.new(rng.choice((15, 16))), fname, page, template, created,
                             _LOCALES.get(page.region, "en_US"))
                 page.forms.append(form)
@@ -253,20 +255,20 @@ class World:
                     self.ads.append(ad)
                     self.objects[ad.id] = ad
 
-        # Initial leads (created before start_time), then the timeline (after it).
+        # Initial leads (created before the start), then the timeline (after it).
         self._lead_rng = random.Random(f"{sc.seed}:leads")
         self._persons: list[tuple[D.Person, int]] = []
         self._key = 0
         for form in self.forms:
             n = sc.leads_for_form(form.idx)
-            cts = sorted(sc.start_time - 1 - int(self._lead_rng.random() * history) for _ in range(n))
+            cts = sorted(start - 1 - int(self._lead_rng.random() * history) for _ in range(n))
             for ct in cts:
                 self._new_lead(self._lead_rng, form, ct)
         self._tl_rng = random.Random(f"{sc.seed}:timeline")
         self._timeline: list[Lead] = []
         self._tl_visible = 0
-        self._tl_ct = sc.start_time
-        self._tl_t = float(sc.start_time)
+        self._tl_ct = start
+        self._tl_t = float(start)
         if sc.extra_leads:
             self._extend_timeline(count=sc.extra_leads)
 

@@ -20,6 +20,7 @@ from leads_pipeline.lib.crm import privacy
 from leads_pipeline.lib.warehouse import Conn, Warehouse
 
 from ._db import audit, audit_many, dumps, parse_when, utcnow
+from .backdate import FUTURE_TOLERANCE, at_of as _at, backdated as _backdated, dated as _dated
 from .errors import BulkInvalidTransition, InvalidInput, InvalidTransition, LeadNotFound, UnknownUser
 from .queries import check_filter, deleted_visible, lead_filter, tombstoned
 from .rules import (
@@ -37,8 +38,6 @@ from .scope import require_visible_lead
 from .users import Principal, resolve_actor, visible_user
 
 MAX_TEXT = 10_000
-# Logged interactions may be back-dated, not dated in the future (beyond clock skew).
-FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 # Where a lead that is not (or no longer) in ``leads`` may still have personal data, for a delete request.
 # (table, columns a handle may match, its payload): a lead id, a bad id as sent, or a record's `sha256:` key.
 _ORPHAN_SOURCES = (("rejected_leads", ("meta_lead_id", "reject_key"), "CAST(payload AS TEXT)"),
@@ -110,52 +109,69 @@ def _load_filtered(conn: Conn, filt: Mapping[str, Any], principal: Principal, co
 # ------------------------------------------------------------------------------------------------- set-based writes
 
 
-def _set_status(conn: Conn, rows: Sequence[Mapping[str, Any]], to_status: str, *, actor: str, at: dt.datetime,
-                note: str | None = None, details: Mapping[str, Any] | None = None,
-                recorded_at: dt.datetime | None = None) -> None:
+def _set_status(conn: Conn, rows: Sequence[Mapping[str, Any]], to_status: str, *, actor: str,
+                at: dt.datetime | Mapping[str, dt.datetime], note: str | None = None,
+                details: Mapping[str, Any] | None = None, recorded_at: dt.datetime | None = None) -> None:
     """Move ``rows`` to ``to_status``: one status_change/reopen interaction each, then one UPDATE of ``leads``.
 
-    ``at`` dates the change (``status_changed_at``, the interaction's ``occurred_at``); ``recorded_at`` (default
-    ``at``) is when it was written. Moving to 'contacted' also sets ``first_contacted_at`` when it is still empty.
+    ``at`` dates the change (``status_changed_at``, the interaction's ``occurred_at``), for all rows or per lead id
+    (a mapping: back-dated changes, see ``bulk``); ``recorded_at`` (default ``at``) is when it was written. Moving to
+    'contacted' also sets ``first_contacted_at`` when it is still empty.
     """
-    recorded_at = recorded_at or at
     if not rows:
         return
-    conn.stage("crm_status", {"meta_lead_id": "TEXT", "distributor": "TEXT", "from_status": "TEXT", "kind": "TEXT"},
+    if recorded_at is None:
+        if isinstance(at, Mapping):
+            raise ValueError("per-lead times need recorded_at")
+        recorded_at = at
+    conn.stage("crm_status", {"meta_lead_id": "TEXT", "distributor": "TEXT", "from_status": "TEXT", "kind": "TEXT",
+                              "changed_at": "TIMESTAMPTZ"},
                [(r["meta_lead_id"], r["distributor"], r["status"],
-                 "reopen" if r["status"] == REOPEN_FROM else "status_change") for r in rows])
+                 "reopen" if r["status"] == REOPEN_FROM else "status_change", _at(at, r["meta_lead_id"]))
+                for r in rows])
     conn.execute(
         "INSERT INTO lead_interactions (meta_lead_id, distributor, kind, actor, from_status, to_status, body, "
         f"occurred_at, recorded_at, details) SELECT meta_lead_id, distributor, kind, ?, from_status, ?, "
-        f"CAST(? AS TEXT), ?, ?, CAST(? AS {conn.dialect.json}) FROM crm_status",
-        [actor, to_status, note, at, recorded_at, dumps(dict(details)) if details else None],
+        f"CAST(? AS TEXT), changed_at, ?, CAST(? AS {conn.dialect.json}) FROM crm_status",
+        [actor, to_status, note, recorded_at, dumps(dict(details)) if details else None],
     )
-    contact = ", first_contacted_at = COALESCE(first_contacted_at, ?)" if to_status == "contacted" else ""
+    contact = (", first_contacted_at = COALESCE(leads.first_contacted_at, s.changed_at)" if to_status == "contacted"
+               else "")
     conn.execute(
         # status_reason explains the status the parser gave ('no valid contact'); a staff change replaces it.
-        f"UPDATE leads SET status = ?, status_reason = NULL, status_changed_at = ?, updated_at = ?{contact} "
-        "WHERE meta_lead_id IN (SELECT meta_lead_id FROM crm_status)",
-        [to_status, at, recorded_at] + ([at] if contact else []),
+        f"UPDATE leads SET status = ?, status_reason = NULL, status_changed_at = s.changed_at, updated_at = ?{contact} "
+        "FROM crm_status s WHERE leads.meta_lead_id = s.meta_lead_id",
+        [to_status, recorded_at],
     )
 
 
-def _assign(conn: Conn, rows: Sequence[Mapping[str, Any]], user: Mapping[str, Any], *, actor: str, at: dt.datetime,
-            extra: Mapping[str, Any] | None = None) -> list[tuple[str, str, Any, Any]]:
-    """Assign ``rows`` to ``user``; 'new' leads move to 'assigned'. Returns their audit rows."""
+def _assign(conn: Conn, rows: Sequence[Mapping[str, Any]], user: Mapping[str, Any], *, actor: str,
+            at: dt.datetime | Mapping[str, dt.datetime], extra: Mapping[str, Any] | None = None,
+            recorded_at: dt.datetime | None = None) -> list[tuple[str, str, Any, Any]]:
+    """Assign ``rows`` to ``user``; 'new' leads move to 'assigned'. Returns their audit rows. ``at`` and
+    ``recorded_at`` as in ``_set_status``."""
     extra = dict(extra or {})
-    conn.stage("crm_assign", {"meta_lead_id": "TEXT", "distributor": "TEXT", "details": "JSON"},
-               [(r["meta_lead_id"], r["distributor"], dumps({"previous": r["assigned_to"], **extra})) for r in rows])
+    if recorded_at is None:
+        if isinstance(at, Mapping):
+            raise ValueError("per-lead times need recorded_at")
+        recorded_at = at
+    conn.stage("crm_assign", {"meta_lead_id": "TEXT", "distributor": "TEXT", "details": "JSON",
+                              "changed_at": "TIMESTAMPTZ"},
+               [(r["meta_lead_id"], r["distributor"], dumps({"previous": r["assigned_to"], **extra}),
+                 _at(at, r["meta_lead_id"])) for r in rows])
     conn.execute(
         "INSERT INTO lead_interactions (meta_lead_id, distributor, kind, actor, assigned_to, occurred_at, "
-        "recorded_at, details) SELECT meta_lead_id, distributor, 'assignment', ?, ?, ?, ?, details FROM crm_assign",
-        [actor, user["id"], at, at],
+        "recorded_at, details) SELECT meta_lead_id, distributor, 'assignment', ?, ?, changed_at, ?, details "
+        "FROM crm_assign",
+        [actor, user["id"], recorded_at],
     )
     conn.execute(
         "UPDATE leads SET assigned_to = ?, updated_at = ? WHERE meta_lead_id IN (SELECT meta_lead_id FROM crm_assign)",
-        [user["id"], at],
+        [user["id"], recorded_at],
     )
     fresh = [r for r in rows if r["status"] == "new"]
-    _set_status(conn, fresh, "assigned", actor=actor, at=at, details={"via": "assignment", **extra})
+    _set_status(conn, fresh, "assigned", actor=actor, at=at, recorded_at=recorded_at,
+                details={"via": "assignment", **extra})
     return [
         ("lead.assign", r["meta_lead_id"],
          {"status": r["status"], "assigned_to": r["assigned_to"]},
@@ -387,7 +403,8 @@ _BULK_PERMISSION = {"status": "lead.status", "assign": "lead.assign", "delete": 
 
 
 def bulk(wh: Warehouse, action: str, *, ids: str | Iterable[Any] | None = None,
-         filter: Mapping[str, Any] | None = None, actor: Any, dry_run: bool = False, **args: Any) -> BulkResult:
+         filter: Mapping[str, Any] | None = None, actor: Any, dry_run: bool = False,
+         at: Any = None, **args: Any) -> BulkResult:
     """Apply one action to many leads, all or nothing.
 
     - ``action='status'`` with ``status=`` (and optional ``note=``); ``'assign'`` with ``user=``; ``'delete'`` with
@@ -398,6 +415,11 @@ def bulk(wh: Warehouse, action: str, *, ids: str | Iterable[Any] | None = None,
       (``BulkInvalidTransition``) refuses the whole request, naming the offending ids, and changes nothing.
     - Then the change is applied set-based in one transaction (ids staged once, one statement per table).
     - ``dry_run`` validates and returns what would be changed, without changing it.
+    - ``at`` (status and assign only; for seeding history, e.g. the demo, and tests — people and services act now):
+      when the change happened, one time for every target or a mapping lead id → time. Each must be in the past,
+      not before the lead's ``created_time`` nor before its last status change; the interactions are dated then
+      (``occurred_at``, ``status_changed_at``, ``first_contacted_at``) and recorded now (``recorded_at``, the audit
+      row, which names the time given).
     """
     if action not in _BULK_ARGS:
         raise InvalidInput(f"Unknown bulk action {action!r}: use status, assign or delete.")
@@ -418,7 +440,9 @@ def bulk(wh: Warehouse, action: str, *, ids: str | Iterable[Any] | None = None,
     note = _text(args.get("note"), "The note", required=False)
     reason = _text(args.get("reason"), "The reason for deleting", required=True) if action == "delete" else None
     now = utcnow()
-    columns = f"{_STATE}, {_PERSONAL}" if action == "delete" else _STATE
+    if at is not None and action == "delete":
+        raise InvalidInput("A delete happens now: it takes no 'at'.")
+    columns = f"{_STATE}, {_PERSONAL}" if action == "delete" else _STATE + (", created_time" if at is not None else "")
     with wh.transaction() as conn:
         principal = _begin(conn, actor, _BULK_PERMISSION[action])
         rows = (_load_many(conn, _clean_ids(ids), principal, columns) if ids is not None
@@ -434,18 +458,20 @@ def bulk(wh: Warehouse, action: str, *, ids: str | Iterable[Any] | None = None,
             if groups:
                 problems = [(f, why, i) for (f, why), i in groups.items()]
                 raise BulkInvalidTransition(to_status, problems, allowed_transitions(problems[0][0]))
+        when = _backdated(rows, at, now) if at is not None else now
         if dry_run or not rows:
             return BulkResult(len(rows), target_ids, action, dry_run)
         extra = {"bulk_id": f"bulk_{secrets.token_hex(6)}"}
         if action == "status":
-            _set_status(conn, rows, to_status, actor=principal.id, at=now, note=note, details=extra)
-            audit_many(conn, actor=principal.id, at=now, rows=[
+            _set_status(conn, rows, to_status, actor=principal.id, at=when, recorded_at=now, note=note, details=extra)
+            audit_many(conn, actor=principal.id, at=now, rows=_dated([
                 ("lead.reopen" if r["status"] == REOPEN_FROM else "lead.status", r["meta_lead_id"],
                  {"status": r["status"]}, {"status": to_status, "with_note": bool(note), **extra}) for r in rows
-            ])
+            ], at, when))
         elif action == "assign":
-            audit_many(conn, actor=principal.id, at=now, rows=_assign(conn, rows, target, actor=principal.id, at=now,
-                                                                      extra=extra))
+            audit_many(conn, actor=principal.id, at=now, rows=_dated(
+                _assign(conn, rows, target, actor=principal.id, at=when, recorded_at=now, extra=extra), at, when))
         else:
             _delete(conn, rows, actor=principal.id, at=now, reason=reason or "", extra=extra)
     return BulkResult(len(rows), target_ids, action, False)
+
