@@ -440,6 +440,8 @@ def _synopsis_problems(span: str) -> list[str]:
             skip_value = False
             continue
         bare = token.strip("[]…").split("=")[0]
+        if bare in ("--help", "-h"):  # every command's help option (click adds it; it is not among the params)
+            continue
         if bare.startswith("-"):
             opts = {o: p for c in chain for p in c.params for o in (*p.opts, *p.secondary_opts)}
             param = opts.get(bare)

@@ -10,10 +10,9 @@ from leads_pipeline.commands.common import echo_json, fail, warehouse
 from leads_pipeline.lib.distributors import registry as distributors
 from leads_pipeline.lib.graph import REQUIRED_PERMISSIONS, GraphError, make_client
 from leads_pipeline.lib.graph.errors import TokenExpiredError, TokenInvalidError
-from leads_pipeline.lib.webhooks import inbox
+from leads_pipeline.lib.webhooks import WEBHOOK_PATH, inbox
 from leads_pipeline.lib.webhooks import process as inbox_process
 from leads_pipeline.settings import get_settings
-from leads_pipeline.web.webhooks import WEBHOOK_PATH
 
 #: What Meta's "Webhooks for Leadgen" page asks the token to hold.
 WEBHOOK_PERMISSIONS = ("leads_retrieval", "pages_manage_metadata", "pages_show_list", "pages_read_engagement",

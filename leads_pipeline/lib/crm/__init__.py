@@ -6,44 +6,113 @@ takes an ``actor`` (a user id or email, or ``"cli"`` / ``"system"``) and sees on
 runs in one transaction, and appends to ``lead_interactions`` and ``audit_log``. See ``docs/lead-operations.md``.
 """
 
-from .errors import (
-    BulkInvalidTransition,
-    CrmError,
-    DistributorNotVisible,
-    InvalidInput,
-    InvalidTransition,
-    LeadNotFound,
-    PermissionDenied,
-    UnknownUser,
-    UserExists,
-)
-from .operations import BulkResult, add_note, assign, bulk, change_status, delete_lead, log_interaction
-from .queries import FILTER_KEYS, SORTS, Page, get_lead, list_leads, recent_leads, stats
-from .rules import (
-    ACTIONS,
-    CONTACT_KINDS,
-    DIRECTIONS,
-    OUTCOMES,
-    PERMISSIONS,
-    ROLES,
-    STATUSES,
-    TRANSITIONS,
-    allowed_transitions,
-    authorize,
-    can,
-)
-from .scope import visible_distributors
-from .users import (
-    Principal,
-    add_user,
-    deactivate_user,
-    get_user,
-    list_users,
-    principal_of,
-    reactivate_user,
-    resolve_actor,
-    set_user_distributors,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Names resolved on first use (PEP 562): a reader of ``crm.rules`` (the marts, `leads-pipeline stats`) does not
+# import the operations, the users and their dependencies (0.1 s of the CLI's start-up, issue #14 P6).
+_WHERE = {
+    "BulkInvalidTransition": "errors",
+    "CrmError": "errors",
+    "DistributorNotVisible": "errors",
+    "InvalidInput": "errors",
+    "InvalidTransition": "errors",
+    "LeadNotFound": "errors",
+    "PermissionDenied": "errors",
+    "UnknownUser": "errors",
+    "UserExists": "errors",
+    "BulkResult": "operations",
+    "add_note": "operations",
+    "assign": "operations",
+    "bulk": "operations",
+    "change_status": "operations",
+    "delete_lead": "operations",
+    "log_interaction": "operations",
+    "FILTER_KEYS": "queries",
+    "SORTS": "queries",
+    "Page": "queries",
+    "get_lead": "queries",
+    "list_leads": "queries",
+    "recent_leads": "queries",
+    "stats": "queries",
+    "ACTIONS": "rules",
+    "CONTACT_KINDS": "rules",
+    "DIRECTIONS": "rules",
+    "OUTCOMES": "rules",
+    "PERMISSIONS": "rules",
+    "ROLES": "rules",
+    "STATUSES": "rules",
+    "TRANSITIONS": "rules",
+    "allowed_transitions": "rules",
+    "authorize": "rules",
+    "can": "rules",
+    "visible_distributors": "scope",
+    "Principal": "users",
+    "add_user": "users",
+    "deactivate_user": "users",
+    "get_user": "users",
+    "list_users": "users",
+    "principal_of": "users",
+    "reactivate_user": "users",
+    "resolve_actor": "users",
+    "set_user_distributors": "users",
+}
+
+if TYPE_CHECKING:
+    from .errors import (
+        BulkInvalidTransition,
+        CrmError,
+        DistributorNotVisible,
+        InvalidInput,
+        InvalidTransition,
+        LeadNotFound,
+        PermissionDenied,
+        UnknownUser,
+        UserExists,
+    )
+    from .operations import BulkResult, add_note, assign, bulk, change_status, delete_lead, log_interaction
+    from .queries import FILTER_KEYS, SORTS, Page, get_lead, list_leads, recent_leads, stats
+    from .rules import (
+        ACTIONS,
+        CONTACT_KINDS,
+        DIRECTIONS,
+        OUTCOMES,
+        PERMISSIONS,
+        ROLES,
+        STATUSES,
+        TRANSITIONS,
+        allowed_transitions,
+        authorize,
+        can,
+    )
+    from .scope import visible_distributors
+    from .users import (
+        Principal,
+        add_user,
+        deactivate_user,
+        get_user,
+        list_users,
+        principal_of,
+        reactivate_user,
+        resolve_actor,
+        set_user_distributors,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})
+
 
 __all__ = [
     "ACTIONS", "CONTACT_KINDS", "DIRECTIONS", "FILTER_KEYS", "OUTCOMES", "PERMISSIONS", "ROLES", "SORTS",

@@ -1,0 +1,92 @@
+"""The CLI starts fast because it imports what a command needs only when that command runs (issue #14, P6).
+
+Not a timing test (timings belong to `make bench`): these check which libraries a fresh process has imported after
+`leads-pipeline --help` and after `leads-pipeline stats`, and that the help the CLI prints without importing a
+command is that command's own.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import click
+import pytest
+
+from leads_pipeline.cli import COMMANDS, main
+
+HEAVY = ("dagster", "pandas", "duckdb", "pyarrow", "requests", "fastapi", "starlette", "uvicorn", "sqlalchemy",
+         "phonenumbers", "cryptography", "orjson", "pydantic_settings")
+
+_PROBE = """
+import json, sys
+from leads_pipeline.cli import main
+try:
+    main(sys.argv[1:], prog_name="leads-pipeline")
+except SystemExit:
+    pass
+heavy = %r
+print(json.dumps({"loaded": sorted(m for m in heavy if m in sys.modules),
+                  "commands": sorted(m for m in sys.modules if m.startswith("leads_pipeline.commands."))}))
+"""
+
+
+def _probe(args: list[str], env: dict | None = None) -> dict:
+    proc = subprocess.run([sys.executable, "-c", _PROBE % (HEAVY,), *args], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_help_imports_no_command_and_no_heavy_library():
+    seen = _probe(["--help"])
+    assert seen["loaded"] == [], seen
+    assert seen["commands"] == [], seen
+
+
+def test_stats_imports_duckdb_but_not_dagster_pandas_the_web_stack_or_pydantic_settings(tmp_path, monkeypatch):
+    """``stats`` needs duckdb and the warehouse's URL: not Dagster, pandas, pyarrow, requests, the web stack, phone
+    parsing, encryption or pydantic-settings (``settings.resolved_warehouse_url`` reads the URL without it)."""
+    import os
+
+    from leads_pipeline_tests.conftest import premigrated
+
+    url = premigrated(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    env = {**os.environ, "LEADS_WAREHOUSE_URL": url, "LEADS_DATA_DIR": str(tmp_path)}
+    seen = _probe(["stats"], env)
+    assert seen["loaded"] == ["duckdb"], seen
+    assert seen["commands"] == ["leads_pipeline.commands.stats"], seen
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_the_help_listed_without_importing_is_the_commands_own(name):
+    command = main.commands[name]
+    assert isinstance(command, click.Command) and command.name == name
+    limit = 10_000
+    listed = click.Command(name, help=COMMANDS[name][2]).get_short_help_str(limit)
+    assert listed == command.get_short_help_str(limit), (
+        f"leads_pipeline/cli.py COMMANDS[{name!r}] differs from the command's docstring: update it")
+
+
+def test_every_command_is_reachable_from_the_cli():
+    """A command a module defines but ``cli.COMMANDS`` does not name (nor a group of it) would never run."""
+    import pkgutil
+
+    import leads_pipeline.commands as package
+
+    reachable: set[int] = set()
+    stack: list[click.Command] = list(main.commands.values())
+    while stack:
+        command = stack.pop()
+        reachable.add(id(command))
+        if isinstance(command, click.Group):
+            stack.extend(command.commands.values())
+    missing = []
+    for info in pkgutil.iter_modules(package.__path__):
+        module = __import__(f"leads_pipeline.commands.{info.name}", fromlist=["_"])
+        for value in vars(module).values():
+            if (isinstance(value, click.Command) and value.callback is not None
+                    and value.callback.__module__ == module.__name__ and id(value) not in reachable):
+                missing.append(f"{info.name}.{value.name}")
+    assert not missing, f"commands not registered in leads_pipeline/cli.py COMMANDS: {missing}"
