@@ -37,6 +37,9 @@ def _isolated_settings(tmp_path, monkeypatch):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LEADS_DATA_DIR", str(tmp_path / "data"))
+    # Receivers in tests only store, as most tests assert the inbox's state; test_webhook_dispatch.py turns the
+    # service's processing (the default) on.
+    monkeypatch.setenv("LEADS_WEBHOOK_PROCESS", "sensor")
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()

@@ -23,6 +23,10 @@ A POST is answered in this order, and nothing is stored unless every check passe
 The write is durable before the 200: requests waiting at the same moment are committed together by one
 :class:`~leads_pipeline.lib.webhooks.writer.InboxWriter` per warehouse (group commit, one transaction each), off the
 event loop. Logs carry counts and statuses only — never a body, a signature or a secret.
+
+With ``LEADS_WEBHOOK_PROCESS=service`` the receiver also processes what it stored, off the request
+(:mod:`leads_pipeline.lib.webhooks.dispatch`): the lead is in ``leads`` seconds after the POST, and the Dagster
+sensor stays the safety net.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from starlette.routing import Route
 from leads_pipeline.lib.graph.redaction import redact
 from leads_pipeline.lib.security import verify_signature
 from leads_pipeline.lib.warehouse import Warehouse, connect
+from leads_pipeline.lib.webhooks import WEBHOOK_PATH, dispatch
 from leads_pipeline.lib.webhooks.delivery import InvalidDelivery, parse_delivery
 from leads_pipeline.lib.webhooks.writer import InboxWriter
 from leads_pipeline.settings import get_settings
@@ -50,7 +55,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["WEBHOOK_PATH", "MAX_BODY_BYTES", "webhook_routes", "WebhookReceiver", "close_writers"]
 
-WEBHOOK_PATH = "/webhooks/meta"
 MAX_BODY_BYTES = 1024 * 1024
 #: How long a POST waits for its commit before answering 503 (Meta then retries; a late commit dedupes the retry).
 STORE_TIMEOUT_SECONDS = 25.0
@@ -58,6 +62,7 @@ _MAX_CHALLENGE_LENGTH = 256
 
 _writers: dict[str, InboxWriter] = {}
 _writers_lock = threading.Lock()
+_dispatchers: dict[str, dispatch.InboxDispatcher] = {}
 
 # "No distributor owns form X" is worth a warning, not one per delivery: at most once a minute per Page/form.
 _UNROUTED_WARN_SECONDS = 60.0
@@ -90,13 +95,26 @@ def _writer_for(wh: Warehouse) -> InboxWriter:
         return writer
 
 
+def _dispatcher_for(wh: Warehouse) -> dispatch.InboxDispatcher:
+    """The process's inbox dispatcher for this warehouse (``LEADS_WEBHOOK_PROCESS=service``), made on first use."""
+    with _writers_lock:
+        found = _dispatchers.get(wh.url)
+        if found is None:
+            found = _dispatchers[wh.url] = dispatch.InboxDispatcher(wh)
+        return found
+
+
 def close_writers() -> None:
-    """Stop every inbox writer after it has written what is queued (tests; application shutdown)."""
+    """Stop every inbox writer after it has written what is queued, and the dispatchers (tests; shutdown)."""
     with _writers_lock:
         writers = list(_writers.values())
         _writers.clear()
+        dispatchers = list(_dispatchers.values())
+        _dispatchers.clear()
     for writer in writers:
         writer.close()
+    for dispatcher in dispatchers:
+        dispatcher.close()
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -188,6 +206,8 @@ class WebhookReceiver:
             log.error("webhook delivery of %d change(s) not stored: %s", len(changes),
                       redact(f"{type(exc).__name__}: {exc}")[:300])
             return _error(503, "The delivery could not be stored right now; it was not acknowledged (Meta retries).")
+        if result.pending_distributors and dispatch.enabled():  # off the request: a background thread
+            _dispatcher_for(writer.wh).notify(result.pending_distributors)
         if result.unrouted:
             _warn_unrouted(tuple(f"form {f}" for f in result.unrouted_form_ids)
                            or tuple(f"page {p}" for p in result.unrouted_page_ids))

@@ -87,6 +87,8 @@ class StoreResult:
     deleted: int = 0
     unrouted_page_ids: tuple[str, ...] = ()
     unrouted_form_ids: tuple[str, ...] = ()
+    #: The distributors that have rows of this delivery pending now (the service's dispatcher processes them).
+    pending_distributors: tuple[str, ...] = ()
 
     @property
     def changes(self) -> int:
@@ -162,6 +164,7 @@ def store_groups(conn: Conn, groups: Sequence[Sequence[Change]]) -> list[StoreRe
         result = StoreResult()
         pages: list[str] = []
         forms: list[str] = []
+        pending: list[str] = []
         for c in group:
             row = outcome.get(c.leadgen_id)
             is_new = row is not None and int(row["deliveries"]) == merged[c.leadgen_id][1]
@@ -179,6 +182,11 @@ def store_groups(conn: Conn, groups: Sequence[Sequence[Change]]) -> list[StoreRe
                     forms.append(c.form_id)
             elif status == "deleted":
                 result.deleted += 1
+            elif status == "pending":
+                owner = owners.get((c.form_id, c.page_id))
+                if owner and owner not in pending:
+                    pending.append(owner)
+        result.pending_distributors = tuple(pending)
         result.unrouted_page_ids = tuple(pages)
         result.unrouted_form_ids = tuple(forms)
         results.append(result)
