@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -503,19 +502,20 @@ def test_agrees_with_simulator_ground_truth(raw, region, locale):
         assert (result.status, result.status_reason) == validation.lead_status(raw, region, locale)
 
 
-@pytest.mark.slow
-def test_parse_throughput_100k_leads():
-    """Measures parse_leads on 100k synthetic leads (mixed phone spellings); fails only on a gross regression."""
+def test_parse_leads_normalises_every_spelling_of_a_batch():
+    """A batch of leads with mixed phone spellings: every lead parsed, each phone the same E.164 number however it
+    was typed, each email trimmed and lower-cased. (Throughput is measured by `make bench`, not here.)"""
     import random
 
     rng = random.Random(7)
-    spellings = ["0532 {a} {b} {c}", "+90 532 {a} {b}{c}", "0532{a}{b}{c}", "+90532{a}{b}{c}", "+44 7400 1{a}{b}",
-                 "(0532) {a}-{b}-{c}"]
-    raws = []
-    for i in range(100_000):
+    spellings = ["0532 {a} {b} {c}", "+90 532 {a} {b}{c}", "0532{a}{b}{c}", "+90532{a}{b}{c}", "(0532) {a}-{b}-{c}"]
+    raws, expected = [], {}
+    for i in range(5_000):
         a, b, c = f"{rng.randrange(100, 999)}", f"{rng.randrange(10, 99)}", f"{rng.randrange(10, 99)}"
+        lead_id = str(900000000000000 + i)
+        expected[lead_id] = (f"+90532{a}{b}{c}", f"user{i}@example.com")
         raws.append({
-            "id": str(900000000000000 + i), "created_time": f"2026-06-01T12:{i // 60 % 60:02d}:{i % 60:02d}+0000",
+            "id": lead_id, "created_time": f"2026-06-01T12:{i // 60 % 60:02d}:{i % 60:02d}+0000",
             "ad_id": "1", "form_id": "2", "is_organic": False, "platform": "fb",
             "field_data": [{"name": "full_name", "values": ["Ayşe Yılmaz"]},
                            {"name": "email", "values": [f" User{i}@Example.com"]},
@@ -523,11 +523,6 @@ def test_parse_throughput_100k_leads():
                            {"name": "treatment_of_interest", "values": ["FUE", "PRP"]}],
             "custom_disclaimer_responses": [{"checkbox_key": "optional_1", "is_checked": "1"}],
         })
-    start = time.perf_counter()
     parsed, rejected = parse_leads(raws, distributor="d", page_id="1", default_region="TR")
-    elapsed = time.perf_counter() - start
-    rate = len(raws) / elapsed
-    print(f"\nparse_leads: {rate:,.0f} leads/s ({elapsed * 1e6 / len(raws):.1f} µs/lead)")
-    assert len(parsed) + len(rejected) == len(raws)
-    assert len(parsed) > 90_000
-    assert rate > 20_000
+    assert not rejected and len(parsed) == len(raws)
+    assert {p.meta_lead_id: (p.phone, p.email) for p in parsed} == expected
