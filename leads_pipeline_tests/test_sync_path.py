@@ -350,3 +350,37 @@ def test_leads_out_of_metas_reach_are_named_on_a_forms_first_sync_and_by_test_co
     assert tested["success"] and "12 leads" in tested["message"] and "leads-pipeline import" in tested["message"]
     asked = graph.hits("GET", f"{V}/{PAGE}/leadgen_forms")[0].q("fields").split(",")
     assert {"leads_count", "expired_leads_count"} <= set(asked)
+
+
+def test_pages_parsed_before_the_landing_store_what_landing_the_leads_as_received_stores(tmp_path, monkeypatch):
+    """A sync keys and parses its pages in the fetch threads (``prepare_page``, the pages of one form merged): the
+    same raw rows, leads, rejects and cursor as landing the pages' leads as received — a lead on two pages kept
+    once, a malformed one rejected, one landed before left alone."""
+    from leads_pipeline.lib.warehouse import Warehouse
+    from leads_pipeline_tests.conftest import premigrated
+
+    monkeypatch.setenv("LEADS_SECRET_KEY", generate_key())
+    get_settings.cache_clear()
+    wh, other = (Warehouse(premigrated(f"duckdb:///{tmp_path / name}.duckdb")) for name in ("ahead", "as-received"))
+    bad = {"id": "not-a-number", "created_time": "2026-06-01T12:00:00+0000", "field_data": None}
+    later_copy = {**lead(2), "ad_name": "a later copy of lead 2"}  # the first occurrence is the one landed
+    first, second = [lead(1), lead(2), bad, lead(2)], [lead(3), later_copy, lead(4)]
+    dumps = []
+    for target, ahead in ((wh, True), (other, False)):
+        d = distributors.add(target, "Alpha", PAGE_TOKENS[PAGE], page_ids=[PAGE])
+        kw = {"sync_id": "run-1", "distributor": d.key, "default_region": "TR", "page_id": PAGE, "form_id": FORM}
+        landing.land_page(target, leads=[lead(4)], **kw)  # landed before: neither landed nor stored again
+        if ahead:
+            prepared = landing.merge_prepared([landing.prepare_page(p, locales={}, **kw) for p in (first, second)])
+            done = landing.land_page(target, leads=prepared.leads, prepared=prepared, cursor=1780000000, **kw)
+        else:
+            done = landing.land_page(target, leads=first + second, cursor=1780000000, **kw)
+        assert (done.landed, done.stored, done.rejected) == (4, 3, 1)
+        with target.transaction(read_only=True) as conn:
+            dumps.append([conn.query(sql) for sql in (
+                "SELECT * EXCLUDE (first_seen_at, updated_at) FROM leads ORDER BY meta_lead_id",
+                "SELECT * EXCLUDE (first_seen_at, last_seen_at) FROM rejected_leads ORDER BY reject_key",
+                "SELECT raw_key, meta_lead_id, payload::TEXT AS payload, processed_at IS NULL AS unprocessed "
+                "FROM raw_leads ORDER BY raw_key",
+                "SELECT form_id, last_created_time FROM sync_cursors")])
+    assert dumps[0] == dumps[1]

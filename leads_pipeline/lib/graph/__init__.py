@@ -5,37 +5,65 @@ actionable messages, ``usage`` the rate-limit header parsing, ``redaction`` the 
 ``factory`` the clients built from the settings and the Page-token lookup (``/me/accounts``).
 """
 
-from .client import (
-    ACCOUNT_FIELDS,
-    BATCH_LIMIT,
-    FORM_FIELDS,
-    LEAD_FIELDS,
-    TIME_OPERATORS,
-    GraphClient,
-    GraphStats,
-    LeadPage,
-)
-from .errors import (
-    REQUIRED_PERMISSIONS,
-    GraphError,
-    MissingPermissionError,
-    ObjectNotFoundError,
-    ThrottledError,
-    TokenExpiredError,
-    TokenInvalidError,
-    TransientGraphError,
-    error_from_envelope,
-    is_call_or_token_error,
-)
-from .factory import (
-    ClientFactory,
-    is_page_token_answer,
-    make_client,
-    page_tokens,
-    settings_factory,
-)
-from .redaction import redact
-from .usage import Usage, parse_usage
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Names resolved on first use (PEP 562): importing ``lib.graph.redaction`` or ``lib.graph.errors`` — which the
+# warehouse, the CRM and the CLI's command modules do — must not import ``requests`` (0.1 s of every CLI start-up).
+_LAZY = {
+    "client": ("ACCOUNT_FIELDS", "BATCH_LIMIT", "FORM_FIELDS", "LEAD_FIELDS", "TIME_OPERATORS", "GraphClient",
+               "GraphStats", "LeadPage"),
+    "errors": ("REQUIRED_PERMISSIONS", "GraphError", "MissingPermissionError", "ObjectNotFoundError",
+               "ThrottledError", "TokenExpiredError", "TokenInvalidError", "TransientGraphError",
+               "error_from_envelope", "is_call_or_token_error"),
+    "factory": ("ClientFactory", "is_page_token_answer", "make_client", "page_tokens", "settings_factory"),
+    "redaction": ("redact",),
+    "usage": ("Usage", "parse_usage"),
+}
+_WHERE = {name: module for module, names in _LAZY.items() for name in names}
+
+if TYPE_CHECKING:
+    from .client import (
+        ACCOUNT_FIELDS,
+        BATCH_LIMIT,
+        FORM_FIELDS,
+        LEAD_FIELDS,
+        TIME_OPERATORS,
+        GraphClient,
+        GraphStats,
+        LeadPage,
+    )
+    from .errors import (
+        REQUIRED_PERMISSIONS,
+        GraphError,
+        MissingPermissionError,
+        ObjectNotFoundError,
+        ThrottledError,
+        TokenExpiredError,
+        TokenInvalidError,
+        TransientGraphError,
+        error_from_envelope,
+        is_call_or_token_error,
+    )
+    from .factory import ClientFactory, is_page_token_answer, make_client, page_tokens, settings_factory
+    from .redaction import redact
+    from .usage import Usage, parse_usage
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})
+
 
 __all__ = [
     "ACCOUNT_FIELDS",

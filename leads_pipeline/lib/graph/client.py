@@ -43,6 +43,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
+import orjson
 import requests
 import requests.auth
 
@@ -174,6 +175,10 @@ class GraphClient:
         self._set_token(access_token)
         self._counters = _Counters()
         self._random = random.Random()
+        # Shared by every client derived from this one (``with_token``): a client waiting out a throttle window holds
+        # it, and the others take it before each request, so clients reading in parallel threads send nothing into
+        # the window either.
+        self._gate = threading.RLock()
         self.last_usage: Usage = Usage()
         self.last_page_number: int = 0
 
@@ -185,15 +190,20 @@ class GraphClient:
         )
 
     # -- lifecycle and introspection ---------------------------------------------------------------------------
-    def with_token(self, access_token: str) -> GraphClient:
-        """A client for another token (e.g. a page token from :meth:`me_accounts`) sharing session and config.
+    def with_token(self, access_token: str | None = None, *, own_session: bool = False) -> GraphClient:
+        """A client for another token (e.g. a page token from :meth:`me_accounts`; None: this client's) sharing
+        config, the throttle gate and — unless ``own_session`` (a client for another thread: ``requests.Session``
+        is not thread-safe; it keeps its own keep-alive connection, closed by :meth:`close`) — the session.
 
         Counters (``request_count``, ``stats``) and the throttle-wait budget start at zero for the new client.
         """
+        access_token = self._token if access_token is None else access_token
         if not access_token or not isinstance(access_token, str):
             raise ValueError("access_token is required")
         other = copy.copy(self)
-        other._owns_session = False
+        other._owns_session = own_session
+        if own_session:
+            other._session = requests.Session()
         other._set_token(access_token)
         other._counters = _Counters()
         other.last_usage = Usage()
@@ -268,6 +278,8 @@ class GraphClient:
         attempt = 0
         while True:
             attempt += 1
+            with self._gate:  # another client of this token family waiting out a throttle window holds it
+                pass
             self._counters.add(requests=1)
             try:
                 resp = self._session.request(method, url, params=query, data=data, headers=headers,
@@ -316,7 +328,7 @@ class GraphClient:
         if usage.max_percent >= 90:
             logger.warning("Meta usage at %.0f%% of quota (path %s)", usage.max_percent, path)
         try:
-            body = json.loads(resp.content)
+            body = orjson.loads(resp.content)  # 2-3x the stdlib's speed on a page of 100 leads (issue #14, P7)
         except (ValueError, UnicodeDecodeError):
             body = _INVALID
         if isinstance(body, dict) and "error" in body:
@@ -354,8 +366,19 @@ class GraphClient:
             raise err
         logger.warning("%s %s: throttled (code %s), attempt %d; waiting %.1f s before the next call", method, path,
                        err.code, attempt, wait)
-        self._counters.add(retries=1, throttle_waits=1, throttle_seconds=wait)
-        self._sleep(wait)
+        if not self._gate.acquire(blocking=False):
+            # Another client of this family (a thread of the same sync) is waiting out the window this request
+            # was sent into before it knew: wait for it to end, not for a window of our own after it.
+            logger.info("%s %s: throttled while another reader waits out the window; waiting with it", method, path)
+            with self._gate:
+                pass
+            self._counters.add(retries=1)
+            return
+        try:  # the clients sharing the gate wait too
+            self._counters.add(retries=1, throttle_waits=1, throttle_seconds=wait)
+            self._sleep(wait)
+        finally:
+            self._gate.release()
 
     def _backoff(self, attempt: int) -> float:
         """Full jitter: uniform in [0, min(backoff_max, backoff_base * 2**(attempt-1))]."""

@@ -45,7 +45,8 @@ from leads_pipeline.lib.ingest.store import (
 from leads_pipeline.lib.memory import gc_paused
 from leads_pipeline.lib.warehouse import Conn, Warehouse, retry_conflicts
 
-__all__ = ["RECENT_ROWS", "LandResult", "get_cursor", "get_cursors", "land_page", "land_raw_page"]
+__all__ = ["RECENT_ROWS", "LandResult", "PreparedPage", "get_cursor", "get_cursors", "land_page", "land_raw_page",
+           "merge_prepared", "prepare_page"]
 
 # A DuckDB landing first looks for the page's leads among this many newest raw rows (a cheap, bounded scan).
 RECENT_ROWS = 100_000
@@ -81,6 +82,66 @@ def _stage_rows(leads: Sequence[Any], distributor: str, sync_id: str, page_id: s
     return list(rows.values()), by_key
 
 
+@dataclass
+class PreparedPage:
+    """A page keyed, serialised and parsed before the warehouse is opened (:func:`prepare_page`, in a sync's fetch
+    thread): the landing then only writes, and holds the warehouse for less. ``leads``: as received; ``staged`` /
+    ``by_key``: what :func:`land_page` stages; ``parsed``: each key's parse — ``(True, leads row)`` or
+    ``(False, rejected_leads row)``."""
+
+    leads: list
+    staged: list[list]
+    by_key: dict[str, Any]
+    parsed: dict[str, tuple[bool, list]]
+
+    def __len__(self) -> int:
+        return len(self.leads)
+
+
+def prepare_page(leads: Sequence[Any], *, distributor: str, sync_id: str, default_region: str, page_id: str | None,
+                 form_id: str | None, locales: dict[str, str] | None) -> PreparedPage:
+    """What :func:`land_page` does before it needs the warehouse, done ahead (pure: no warehouse). ``locales``:
+    :func:`~leads_pipeline.lib.ingest.store.form_locales`, read once by the run. The same rules, the same rows: the
+    landing stores the parse of the keys that turn out new, as it would have parsed them."""
+    staged, by_key = _stage_rows(leads, distributor, sync_id, page_id, form_id)
+    with gc_paused():
+        rows, rejects, valid_at = parse_rows(distributor, default_region, [by_key[r[2]] for r in staged],
+                                             [r[7] for r in staged], [r[4] for r in staged], [r[5] for r in staged],
+                                             [sync_id] * len(staged), locales)
+        parsed: dict[str, tuple[bool, list]] = {}
+        valid = iter(zip(valid_at, rows))
+        bad = iter(rejects)
+        at, row = next(valid, (-1, None))
+        for i, r in enumerate(staged):
+            if i == at:
+                parsed[r[2]] = (True, row)
+                at, row = next(valid, (-1, None))
+            else:
+                parsed[r[2]] = (False, next(bad))
+    return PreparedPage(list(leads), staged, by_key, parsed)
+
+
+def merge_prepared(pages: Sequence[PreparedPage]) -> PreparedPage:
+    """Consecutive prepared pages of one form as one (a lead in two of them: the first occurrence, as
+    :func:`land_page` of the pages' leads together keeps it)."""
+    if len(pages) == 1:
+        return pages[0]
+    leads: list = []
+    staged: list[list] = []
+    by_key: dict[str, Any] = {}
+    parsed: dict[str, tuple[bool, list]] = {}
+    for page in pages:
+        leads.extend(page.leads)
+        for r in page.staged:
+            key = r[2]
+            if key in by_key:
+                continue
+            staged.append([len(staged), *r[1:]])
+            by_key[key] = page.by_key[key]
+            parsed[key] = page.parsed[key]
+    return PreparedPage(leads, staged, by_key, parsed)
+
+
 def land_page(
     wh: Warehouse,
     *,
@@ -91,11 +152,15 @@ def land_page(
     form_id: str | None,
     leads: Sequence[Any],
     cursor: int | None = None,
+    prepared: PreparedPage | None = None,
 ) -> LandResult:
-    """Land one page, store its new leads and move the form's cursor, in one transaction (module docstring)."""
+    """Land one page, store its new leads and move the form's cursor, in one transaction (module docstring).
+    ``prepared``: the page's :func:`prepare_page` (made with this distributor, run and region), used instead of
+    keying and parsing ``leads`` here."""
     if cursor is not None and not form_id:
         raise ValueError("a cursor belongs to a form: land_page(cursor=…) needs form_id")
-    return _land_retrying(wh, sync_id, distributor, default_region, page_id, form_id, leads, cursor, store=True)
+    return _land_retrying(wh, sync_id, distributor, default_region, page_id, form_id, leads, cursor, store=True,
+                          prepared=prepared)
 
 
 def land_raw_page(
@@ -119,10 +184,15 @@ def land_raw_page(
 
 
 def _land_retrying(wh: Warehouse, sync_id: str, distributor: str, region: str, page_id: str | None,
-                   form_id: str | None, leads: Sequence[Any], cursor: int | None, *, store: bool) -> LandResult:
+                   form_id: str | None, leads: Sequence[Any], cursor: int | None, *, store: bool,
+                   prepared: PreparedPage | None = None) -> LandResult:
     """:func:`_land` in a transaction of its own: with ``merge`` after a duplicate key, with cleaned text after a
     data error, and the whole transaction again on a write conflict (:func:`retry_conflicts`)."""
-    staged, by_key = _stage_rows(leads, distributor, sync_id, page_id, form_id)
+    if prepared is not None:
+        staged, by_key, parsed = prepared.staged, prepared.by_key, prepared.parsed
+    else:
+        staged, by_key = _stage_rows(leads, distributor, sync_id, page_id, form_id)
+        parsed = None
 
     def attempt() -> LandResult:
         merge = clean = False
@@ -130,7 +200,7 @@ def _land_retrying(wh: Warehouse, sync_id: str, distributor: str, region: str, p
             try:
                 with wh.transaction() as conn, gc_paused():
                     return _land(conn, staged, by_key, sync_id, distributor, region, form_id, cursor,
-                                 merge=merge, clean=clean, store=store)
+                                 merge=merge, clean=clean, store=store, parsed=parsed)
             except Exception as exc:
                 if not merge and codec.is_duplicate_key(exc):
                     merge = True  # a lead landed or stored long ago came back: let ON CONFLICT sort it out
@@ -152,7 +222,8 @@ def _conflict(exc: BaseException) -> bool:
 
 
 def _land(conn: Conn, staged: list[list], by_key: dict[str, Any], sync_id: str, distributor: str, region: str,
-          form_id: str | None, cursor: int | None, *, merge: bool, clean: bool, store: bool) -> LandResult:
+          form_id: str | None, cursor: int | None, *, merge: bool, clean: bool, store: bool,
+          parsed: dict[str, tuple[bool, list]] | None = None) -> LandResult:
     result = LandResult()
     if staged:
         conn.stage("raw_page", _RAW_STAGE, staged)
@@ -188,9 +259,15 @@ def _land(conn: Conn, staged: list[list], by_key: dict[str, Any], sync_id: str, 
         if store and new_keys:
             keys = set(new_keys)
             rows = [r for r in staged if r[2] in keys]
-            leads, rejects, _ = parse_rows(distributor, region, [by_key[r[2]] for r in rows], [r[7] for r in rows],
-                                           [r[4] for r in rows], [r[5] for r in rows], [sync_id] * len(rows),
-                                           form_locales(conn))
+            if parsed is not None:  # parsed ahead (prepare_page): the rows of the new keys, in the staged order
+                leads, rejects = [], []
+                for r in rows:
+                    ok, row = parsed[r[2]]
+                    (leads if ok else rejects).append(list(row))
+            else:
+                leads, rejects, _ = parse_rows(distributor, region, [by_key[r[2]] for r in rows],
+                                               [r[7] for r in rows], [r[4] for r in rows], [r[5] for r in rows],
+                                               [sync_id] * len(rows), form_locales(conn))
             stored = store_parsed(conn, leads, rejects, merge=merge, clean=clean, sync_id=sync_id,
                                   distributor=distributor)
             stored.skipped_deleted += result.skipped_deleted

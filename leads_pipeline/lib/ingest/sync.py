@@ -11,11 +11,14 @@ it; nothing else reads Meta into the warehouse. A run:
    — and lands each page in its own short transaction, stored in the same transaction (:mod:`.land`);
 4. finishes its own row with its own counts (:mod:`.runs`).
 
-**No network I/O under a warehouse lock.** The pages of a form are fetched by a producer thread into a small bounded
-queue; this thread lands what is ready (pages of one form waiting together in one transaction). The warehouse is
-opened when a page is ready, holds the pages that are ready then (at most ``HOLD_SECONDS``), and is closed when the
-queue is empty — so a throttle wait of minutes, a slow answer or a retry's backoff never keeps the DuckDB file (or a
-PostgreSQL transaction) open, and the next page is fetched while the last one lands.
+**No network I/O under a warehouse lock** (:mod:`.reading`). The pages of the forms are fetched by up to ``FETCH_THREADS`` producer
+threads (a form each at a time, each with its own keep-alive session; a throttle window seen by one holds them all),
+which also key and parse each page (:func:`~.land.prepare_page`), into a bounded queue; this thread only writes what
+is ready (pages of one form waiting together in one transaction). The warehouse is opened when a page is ready, holds
+the pages that are ready then, and is closed when the queue is empty — so a throttle wait of minutes, a slow answer
+or a retry's backoff never keeps the DuckDB file (or a PostgreSQL transaction) open, and the next page is fetched
+while the last one lands. While pages keep coming it stays open (on DuckDB every close is a checkpoint) as long as
+nobody waits for it: every ``HOLD_SECONDS`` it asks, and lets another process or thread that waits have its turn.
 
 **Failure isolation.** A Page or form that fails is a *failure* (id, Meta's message, what to do) and the rest goes
 on: the run is ``partial``. Throttling and transient errors are retried by the client; only a token error of the
@@ -29,10 +32,7 @@ filters on whole seconds), and a lead id another distributor holds is counted by
 from __future__ import annotations
 
 import logging
-import queue
-import threading
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from leads_pipeline.lib.distributors import health, ownership
@@ -48,20 +48,13 @@ from leads_pipeline.lib.ingest import by_id
 from leads_pipeline.lib.ingest.check import test_connection
 from leads_pipeline.lib.ingest.discovery import (
     DistributorFailure,
-    FormSource,
     choose_forms,
     failure,
-    is_final,
     list_pages,
     route_waiting,
 )
-from leads_pipeline.lib.ingest.land import (
-    LandResult,
-    get_cursors,
-    land_page,
-    land_raw_page,
-)
-from leads_pipeline.lib.ingest.parse import parse_created_time_unix
+from leads_pipeline.lib.ingest.land import get_cursors
+from leads_pipeline.lib.ingest.reading import FETCH_THREADS, HOLD_SECONDS, MERGE_LEADS, QUEUE_PAGES, land, read_forms
 from leads_pipeline.lib.ingest.runs import (
     LeadOutcome,
     SyncResult,
@@ -69,15 +62,17 @@ from leads_pipeline.lib.ingest.runs import (
     finish_run,
     start_run,
 )
-from leads_pipeline.lib.ingest.store import ProcessResult, process_raw
+from leads_pipeline.lib.ingest.store import ProcessResult, form_locales, process_raw
 from leads_pipeline.lib.security import SecretKeyError
-from leads_pipeline.lib.warehouse import Warehouse, is_write_conflict
+from leads_pipeline.lib.warehouse import Warehouse
 from leads_pipeline.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "FETCH_THREADS",
     "HOLD_SECONDS",
+    "MERGE_LEADS",
     "QUEUE_PAGES",
     "ClientFactory",
     "LeadOutcome",
@@ -85,13 +80,6 @@ __all__ = [
     "sync_distributor",
     "test_connection",
 ]
-
-#: Pages fetched ahead of the landing (memory stays bounded: a page is at most ``graph_page_limit`` leads).
-QUEUE_PAGES = 8
-#: Pages of one form waiting together are landed as one, up to this many leads.
-MERGE_LEADS = 1000
-#: The longest the warehouse stays open for pages that are ready one after another (other processes' turn).
-HOLD_SECONDS = 1.0
 
 OnPage = Callable[[str, int], None]
 
@@ -228,159 +216,14 @@ def _sync_forms(run: _Run, dist: Any, client: GraphClient, token: str, s: Settin
     run.ok_units += len(listing.listed_pages)
     with run.wh.transaction() as conn:
         forms, warnings = choose_forms(conn, run.key, token, explicit, listing, cursors)
+        locales = form_locales(conn)  # for parsing in the fetch threads (reading.read_forms)
     route_waiting(run.wh, owned, forms)
     if forms:
-        _read_forms(run, client, forms, cursors, s.sync_lookback_seconds)
+        read_forms(run, client, forms, cursors, s.sync_lookback_seconds, locales)
     elif not listing.failures:
         warnings.append("no lead form to read: the token's Pages have none, or every one belongs to another "
                         "distributor (see `leads-pipeline distributors forms`)")
     return warnings
-
-
-_END = object()
-
-
-def _read_forms(run: _Run, client: GraphClient, forms: Sequence[FormSource], cursors: dict[str, int],
-                lookback: int) -> None:
-    """Fetch in a producer thread, land here (see the module docstring)."""
-    pages: queue.Queue = queue.Queue(maxsize=QUEUE_PAGES)
-    stop = threading.Event()
-    requests = [0]
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                pages.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for source in forms:
-                reader = client.with_token(source.token) if source.derived else client
-                cursor = cursors.get(source.form_id)
-                newest = cursor
-                since = max(cursor - lookback, 0) if cursor is not None else None
-                try:
-                    for page in reader.iter_lead_pages(source.form_id, since=since):
-                        for lead in page.leads:
-                            t = parse_created_time_unix(lead.get("created_time") if isinstance(lead, dict) else None)
-                            if t is not None and (newest is None or t > newest):
-                                newest = t
-                        last = not page.next_url_present
-                        if not put(("page", source, page.leads, newest if last else None)):
-                            return
-                    if not put(("done", source, None, None)):
-                        return
-                except GraphError as exc:
-                    if not put(("error", source, exc, None)) or is_final(exc, source.derived):
-                        return
-                finally:
-                    if reader is not client:
-                        requests[0] += reader.request_count
-        except BaseException as exc:  # a bug: handed to the landing thread, which raises it
-            put(("crash", None, exc, None))
-        finally:
-            put((_END, None, None, None))
-
-    producer = threading.Thread(target=produce, name=f"sync-{run.key}-fetch", daemon=True)
-    producer.start()
-    fetched_by_form: dict[str, int] = {}
-    try:
-        done, pending = False, None
-        while not done:
-            item = pending if pending is not None else pages.get()  # waiting for Meta: the warehouse is closed
-            pending = None
-            with run.wh.session():
-                until = time.monotonic() + HOLD_SECONDS
-                while True:
-                    item, pending = _merge_ready(item, pages)
-                    done = _handle(run, item, fetched_by_form)
-                    if done or time.monotonic() >= until:
-                        break
-                    if pending is not None:
-                        item, pending = pending, None
-                        continue
-                    try:
-                        item = pages.get_nowait()
-                    except queue.Empty:
-                        break
-    finally:
-        stop.set()
-        producer.join(timeout=5)
-        run.result.graph_requests += requests[0]
-
-
-def _merge_ready(item: tuple, pages: queue.Queue) -> tuple[tuple, tuple | None]:
-    """``item`` and the pages of the same form already waiting behind it, as one page (one transaction instead of
-    one each, when Meta answers faster than pages land); also the first waiting item that is not one of them."""
-    if item[0] != "page" or item[3] is not None:
-        return item, None
-    kind, source, leads, cursor = item
-    leads = list(leads)
-    while cursor is None and len(leads) < MERGE_LEADS:
-        try:
-            following = pages.get_nowait()
-        except queue.Empty:
-            break
-        if following[0] != "page" or following[1] is not source:
-            return (kind, source, leads, cursor), following
-        leads.extend(following[2])
-        cursor = following[3]
-    return (kind, source, leads, cursor), None
-
-
-def _handle(run: _Run, item: tuple, fetched_by_form: dict[str, int]) -> bool:
-    """Land one queued item; True at the end of the queue."""
-    kind, source, payload, cursor = item
-    if kind is _END:
-        return True
-    if kind == "crash":
-        raise payload
-    if kind == "error":
-        if is_final(payload, source.derived):
-            run.fatal = payload.user_message
-            run.auth_error = health.note_for(payload)
-            run.result.errors.append(f"form {source.form_id}: {payload}")
-        else:
-            run.fail("form", source.form_id, payload)
-        return False
-    if kind == "done":
-        run.ok_units += 1
-        run.forms_read += 1
-        return False
-    leads = payload
-    run.result.fetched += len(leads)
-    fetched_by_form[source.form_id] = fetched_by_form.get(source.form_id, 0) + len(leads)
-    _land(run, source.page_id, source.form_id, leads, cursor)
-    if run.on_page:
-        run.on_page(source.form_id, fetched_by_form[source.form_id])
-    return False
-
-
-def _land(run: _Run, page_id: str | None, form_id: str | None, leads: list, cursor: int | None) -> LandResult | None:
-    """Land and store one page; when storing fails (not the warehouse itself), keep the raw rows for the next run."""
-    try:
-        done = land_page(run.wh, sync_id=run.result.sync_id, distributor=run.key, default_region=run.region,
-                         page_id=page_id, form_id=form_id, leads=leads, cursor=cursor)
-    except Exception as exc:
-        if is_write_conflict(exc):
-            raise
-        log.exception("distributor %s, form %s: storing a page failed; landing it raw for the next run", run.key,
-                      form_id)
-        landed = land_raw_page(run.wh, sync_id=run.result.sync_id, distributor=run.key, page_id=page_id,
-                               form_id=form_id, leads=leads)
-        run.result.landed += landed
-        what = redact(f"{type(exc).__name__}: {exc}")
-        run.result.failures.append({"form_id": form_id, "error": what,
-                                    "what_to_do": "The leads were kept as received; the next sync stores them. "
-                                                  "If this repeats, report it with the error."})
-        run.result.errors.append(f"form {form_id}: {len(leads)} leads landed but not stored ({what})")
-        return None
-    run.add(done, done.landed)
-    return done
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -402,7 +245,7 @@ def _sync_leads(run: _Run, client: GraphClient, wanted: list[tuple[str, str | No
     if fetch.leads:
         with run.wh.session():
             for (page_id, form_id), leads in by_id.pages(fetch.leads, wanted).items():
-                _land(run, page_id, form_id, leads, None)
+                land(run, page_id, form_id, leads, None)
             with run.wh.transaction() as conn:
                 outcomes.update(by_id.outcomes(conn, run.key, run.result.sync_id, list(fetch.leads)))
     run.result.lead_outcomes = {w[0]: outcomes.get(w[0], LeadOutcome("retry", "not fetched")) for w in wanted}
