@@ -16,7 +16,15 @@ Parts (each approach in its own process; wall time includes Python start-up; pea
   (``benchmarks/marts.py``).
 - ``p5_graph``: Graph requests per synced lead, throttling honoured, end-to-end sync leads/s over HTTP
   (``benchmarks/graph.py``).
+- ``p7_sync``: a sync over HTTP from the simulator in another process vs a bare paging client, side by side
+  (``benchmarks/sync_throughput.py``).
+- ``p6_overhead``: CLI start-up (``--help``, ``stats``) and the fixed cost of a one-page sync as a Dagster run
+  (``execute_in_process``; ``benchmarks/dagster_overhead.py``); the run launched by the daemon comes from P4's runs.
+- ``p4_daemon``: webhook → lead through ``dagster-daemon`` + ``leads-pipeline serve`` + the simulator, the sensor path
+  and the service path (``benchmarks/webhooks_daemon.py``; not with --quick).
 - ``simulator`` and ``webhooks``: the existing ``bench_simulator`` / ``bench_webhooks`` (webhooks: not with --quick).
+
+stdout: the JSON report, then a table of every target (figure, target, met); the JSON alone with ``--out FILE``.
 
 Data: ``benchmarks/datagen.py`` (deterministic, cached under ``data/bench/``).
 """
@@ -39,8 +47,11 @@ from benchmarks.measure import ROOT, machine_load, run, summarize
 
 POSTGRES_URL = os.environ.get("LEADS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DISTRIBUTOR = datagen.DISTRIBUTOR
-TARGETS = {"duckdb_vs_sql_at_largest": 0.6, "duckdb_vs_dlt": 25.0, "peak_rss_mb_at_1m": 1024.0,
-           "postgres_vs_sql": 0.8, "p2_ratio": 1.2}
+# Issue #14's targets (ratios measured side by side in the same run). ``duckdb_vs_dlt`` is kept from #9 as a figure.
+TARGETS = {"duckdb_vs_sql_at_largest": 0.8, "duckdb_vs_dlt": 25.0, "peak_rss_mb_at_1m": 1024.0,
+           "postgres_vs_sql": 1.0, "p2_ratio": 1.2, "p3_ratio": 1.5, "p4_sensor_p95_s": 10.0,
+           "p4_service_p95_s": 10.0, "p5_wasted_requests": 0, "p6_run_overhead_s": 2.0,
+           "p6_daemon_run_overhead_s": 2.0, "p6_help_s": 0.3, "p6_stats_s": 0.3, "p7_ratio": 0.5}
 
 
 def log(message: str) -> None:
@@ -326,11 +337,23 @@ def main(argv: list[str] | None = None) -> int:
         log("simulator benchmark")
         report["simulator"] = _json_out(run(py("-c", "import json; from benchmarks import bench_simulator; "
                                                f"print(json.dumps(bench_simulator.run({2000 if args.quick else 20000})))")))
+        log("P7 sync over HTTP vs a bare client (the simulator in its own process)")
+        report["p7_sync"] = _json_out(run(py("-m", "benchmarks.sync_throughput", str(2000 if args.quick else 100_000),
+                                             "1" if args.quick else "3"), timeout=3600))
+        log("P6 CLI start-up" + ("" if args.quick else " and the fixed cost of a Dagster run"))
+        report["p6_overhead"] = _json_out(run(py("-m", "benchmarks.dagster_overhead", "2" if args.quick else "7",
+                                                 *(["--cli-only"] if args.quick else [])), timeout=900))
         if args.quick:
             report["webhooks"] = {"skipped": "not with --quick"}
+            report["p4_daemon"] = {"skipped": "not with --quick"}
         else:
             log("webhook benchmark")
             report["webhooks"] = _json_out(run(py("-m", "benchmarks.bench_webhooks"), timeout=1800))
+            report["p4_daemon"] = {}
+            for mode in ("sensor", "service"):
+                log(f"P4 webhook → lead through dagster-daemon, {mode} path")
+                report["p4_daemon"][mode] = _json_out(run(py("-m", "benchmarks.webhooks_daemon", mode, "120"),
+                                                          timeout=1200))
     finally:
         for s in pg_schemas:
             pg_drop(s)
@@ -343,7 +366,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         Path(args.out).write_text(text + "\n")
     print(text)
+    print(table(report))
     return 0
+
+
+def table(report: dict) -> str:
+    """The targets as a short table (after the JSON on stdout)."""
+    load = report["machine"]
+    lines = ["", f"{'figure':<28} {'measured':>10}  {'target':<9} met",
+             f"{'-' * 28} {'-' * 10}  {'-' * 9} ---"]
+    for name, t in report.get("targets", {}).items():
+        value = t.get("value")
+        shown = "-" if value is None else (f"{value:.3g}" if isinstance(value, float) else str(value))
+        met = {True: "yes", False: "NO", None: "-"}[t.get("met")]
+        lines.append(f"{name:<28} {shown:>10}  {t.get('target', ''):<9} {met}")
+    lines.append(f"load: {load.get('load_at_start')} at start, {load.get('load_at_end')} at the end "
+                 f"(2 cores; cpu_pressure = share of 10 s a task waited for a CPU)")
+    return "\n".join(lines)
 
 
 def targets(report: dict, sizes: list[int]) -> dict:
@@ -363,8 +402,25 @@ def targets(report: dict, sizes: list[int]) -> dict:
     put("postgres_vs_sql", report["p1_postgres"].get(largest, {}).get("ours_vs_sql"))
     put("p2_ratio", report.get("p2_incremental", {}).get("duckdb", {}).get("ratio_large_to_small"), ok_when_le=True)
     if "postgres" in report.get("p2_incremental", {}):
-        out["p2_ratio_postgres"] = {"value": report["p2_incremental"]["postgres"].get("ratio_large_to_small"),
-                                    "target": "<= 1.2"}
+        value = report["p2_incremental"]["postgres"].get("ratio_large_to_small")
+        out["p2_ratio_postgres"] = {"value": value, "target": "<= 1.2", "met": None if value is None else value <= 1.2}
+    put("p3_ratio", report.get("p3_marts", {}).get("ratio_ours_to_bare"), ok_when_le=True)
+    daemon = report.get("p4_daemon", {})
+    put("p4_sensor_p95_s", daemon.get("sensor", {}).get("latency_s_p95"), ok_when_le=True)
+    put("p4_service_p95_s", daemon.get("service", {}).get("latency_s_p95"), ok_when_le=True)
+    put("p5_wasted_requests", report.get("p5_graph", {}).get("efficiency", {}).get("wasted_requests"),
+        ok_when_le=True)
+    p6 = report.get("p6_overhead", {})
+    put("p6_run_overhead_s", p6.get("run", {}).get("overhead_in_process_s"), ok_when_le=True)
+    sensor = daemon.get("sensor", {})
+    launched = None
+    if sensor.get("dagster_run_s_median") is not None and sensor.get("webhook_sync_s_median") is not None:
+        launched = round((sensor.get("dagster_run_queued_to_start_s_median") or 0) + sensor["dagster_run_s_median"]
+                         - sensor["webhook_sync_s_median"], 3)
+    put("p6_daemon_run_overhead_s", launched, ok_when_le=True)
+    put("p6_help_s", p6.get("cli", {}).get("help", {}).get("median_s"), ok_when_le=True)
+    put("p6_stats_s", p6.get("cli", {}).get("stats", {}).get("median_s"), ok_when_le=True)
+    put("p7_ratio", report.get("p7_sync", {}).get("ratio"))
     return out
 
 

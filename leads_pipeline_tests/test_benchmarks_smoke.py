@@ -23,9 +23,13 @@ def test_quick_benchmark_report(tmp_path):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=170)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
-    assert json.loads(proc.stdout) == report
+    printed, end = json.JSONDecoder().raw_decode(proc.stdout)
+    assert printed == report
+    table = proc.stdout[end:]  # then every target as a row of the table, measured beside its target
+    for name in report["targets"]:
+        assert name in table, name
     for key in ("machine", "settings", "data", "p1_bulk", "p1_postgres", "p2_incremental", "p3_marts", "p5_graph",
-                "simulator", "webhooks", "equality", "targets", "all_equal"):
+                "p6_overhead", "p7_sync", "simulator", "webhooks", "equality", "targets", "all_equal"):
         assert key in report, key
     p1 = report["p1_bulk"]["2000"]
     for approach in ("ours", "sql_baseline"):
@@ -39,4 +43,9 @@ def test_quick_benchmark_report(tmp_path):
     assert graph["efficiency"]["wasted_requests"] == 0 and graph["efficiency"]["all_synced"] is True
     assert graph["throttling"]["honoured"] is True
     assert set(report["targets"]) >= {"duckdb_vs_sql_at_largest", "duckdb_vs_dlt", "peak_rss_mb_at_1m",
-                                      "postgres_vs_sql", "p2_ratio"}
+                                      "postgres_vs_sql", "p2_ratio", "p3_ratio", "p4_sensor_p95_s", "p5_wasted_requests",
+                                      "p6_run_overhead_s", "p6_help_s", "p6_stats_s", "p7_ratio"}
+    p7 = report["p7_sync"]  # the same leads land, at a measured share of what the bare client gets
+    assert p7["same_leads"] is True and p7["ratio"] > 0, p7
+    cli = report["p6_overhead"]["cli"]
+    assert cli["help"]["median_s"] > 0 and cli["stats"]["median_s"] > 0, cli
