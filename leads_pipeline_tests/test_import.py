@@ -24,7 +24,10 @@ CLI = str(Path(sys.executable).with_name("leads-pipeline"))
 
 @pytest.fixture
 def wh(warehouse, monkeypatch):
+    from leads_pipeline.settings import get_settings
+
     monkeypatch.setenv("LEADS_SECRET_KEY", generate_key())
+    get_settings.cache_clear()  # opening the warehouse may have read the settings already
     distributors.add(warehouse, "MSH Med Tour", "token-123", key=DIST, region="TR")
     return warehouse
 
@@ -208,3 +211,167 @@ def test_cli_prints_the_seed_object(wh, tmp_path, monkeypatch):
     bad.write_text("{oops\n", encoding="utf-8")
     out = subprocess.run([CLI, "import", str(bad), "-d", DIST], capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and "line 1" in out.stdout
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The SQL path of a DuckDB import (lib/ingest/bulk_sql.py) against the parser, on leads built to hit every branch
+# ----------------------------------------------------------------------------------------------------------------------
+
+_PHONES = ["+905321234567", "+447498058084", "+12087785202", "0532 123 45 67", "+90 (532) 123-45-67",
+           "00905321234567", "5321234567", "07467941176", "7467941176", "030 12345678", "+4915112345678",
+           "+15555555555", "+999123456789", "+9053212345678", "123", "", "   ", " +905321234568 ", "+33612345678",
+           "06 12 34 56 78", "+7 912 345-67-89", "0044 7467 941176", "+90 532 123 4567 ext. 5", "+31612345678"]
+_EMAILS = ["ayse.yilmaz@gmail.com", "  Ayse.Yilmaz@Gmail.com ", "ayse @gmail.com", "ayse@@gmail.com", "a@posteo,de",
+           "şeyma@gmail.com", "not-an-email", "", "   ", "K@X.COM", "\tjoe@x.io\n", "ayse@gmail", "a@b.c"]
+_COUNTRIES = ["United Kingdom", "DE", " türkiye ", "Narnia", "  ", "U.K.", "France"]
+_TIMES = ["2026-05-28T20:26:41+0000", "2026-05-28T20:26:41+00:00", "2026-05-28T20:26:41Z",
+          "2026-05-28T20:26:41.123456+0300", "2026-02-30T10:00:00+0000", "2026-05-28 20:26:41",
+          "0000-01-01T00:00:00+0000", 1717000000, "2026-05-28T24:00:00+0000", None, "2026-05-28T20:26:41-0930"]
+_ODD_VALUES = ["He said \"hi\"", "line\nbreak", "back\\slash", "emoji 😀", "tab\there", "ünïcödé", "/slash/"]
+
+
+def _tricky_leads(seed: int, n: int) -> list:
+    """Leads as Meta sends them, as people type into them, and as they arrive broken — each choice independent."""
+    import random
+
+    rng = random.Random(seed)
+    leads: list = []
+    for i in range(n):
+        wild = rng.random() < 0.4  # else the first choice of most lists: Meta's own shapes
+
+        def pick(options: list, wild: bool = wild) -> object:
+            return rng.choice(options) if wild or rng.random() < 0.3 else options[0]
+
+        answers: list = []
+        if rng.random() < 0.9:
+            answers.append({"name": pick(["email", "work_email"]), "values": [pick(_EMAILS)]})
+        if rng.random() < 0.2:
+            answers.append({"name": pick(["email", "work_email"]),
+                            "values": [pick(_EMAILS) for _ in range(rng.randint(0, 2))]})
+        if rng.random() < 0.9:
+            answers.append({"name": pick(["phone_number", "work_phone_number"]), "values": [pick(_PHONES)]})
+        if rng.random() < 0.15:
+            answers.append({"name": "phone_number", "values": [pick(_PHONES), pick(_PHONES)]})
+        if rng.random() < 0.4:
+            answers.append({"name": "country", "values": [pick(_COUNTRIES)]})
+        if rng.random() < 0.5:
+            answers.append({"name": "full_name", "values": [pick(["Jane Doe", "  Ali ", "", " "])]})
+        else:
+            answers += [{"name": "first_name", "values": [pick(["Jane", " ", "Ayşe"])]},
+                        {"name": "last_name", "values": [pick(["Doe", ""])]}]
+        if rng.random() < 0.3:
+            answers.append({"name": "city", "values": rng.sample(["Istanbul", "Ankara", " "], rng.randint(0, 2))})
+        if rng.random() < 0.5:
+            answers.append({"name": "treatment", "values": [rng.choice(_ODD_VALUES) if rng.random() < 0.2 else "DHI",
+                                                            "Beard"][: rng.randint(0, 2)]})
+        lead: dict = {"id": str(900_000_000_100_000 + i), "created_time": pick(_TIMES),
+                      "form_id": pick(["333333333333331", "333333333333332"]), "field_data": answers}
+        for key in ("ad_id", "ad_name", "campaign_name"):
+            if rng.random() < 0.8:
+                lead[key] = pick(["120200000000000000", "Hair – ad 1", 123, None])
+        if rng.random() < 0.7:
+            lead["is_organic"] = pick([False, True, "true", None])
+        if rng.random() < 0.7:
+            lead["platform"] = pick(["fb", "ig", 5])
+        if rng.random() < 0.4:
+            lead["custom_disclaimer_responses"] = pick([[{"checkbox_key": "optional_1", "is_checked": "1"}], [],
+                                                        {"checkbox_key": "x"}, "x", [{"score": 1.5}], None])
+        broken = rng.random()
+        if broken < 0.03:
+            lead["id"] = pick(["abc", 123, "", None, "12a", True, 1.5])
+        elif broken < 0.05:
+            lead["field_data"] = pick([None, "x", [{"name": "email", "values": "x"}], [{"name": 1, "values": []}],
+                                       ["x"]])
+        elif broken < 0.06:
+            del lead["id"]
+        elif broken < 0.07:
+            lead["form_id"] = pick(["", 333, None])
+        leads.append(lead)
+    return leads + [leads[i] for i in range(0, n, 7)]  # duplicates: the first occurrence wins
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_sql_path_gives_the_parsers_leads_rejects_and_phones(duckdb_url, tmp_path, monkeypatch, seed):
+    from leads_pipeline.lib.warehouse import Warehouse
+
+    from leads_pipeline.settings import get_settings
+
+    monkeypatch.setenv("LEADS_SECRET_KEY", generate_key())
+    get_settings.cache_clear()
+    leads = _tricky_leads(seed, 600)
+    f = write_jsonl(tmp_path / "tricky.jsonl", [page(leads[i:i + 50]) for i in range(0, len(leads), 50)])
+    wh = Warehouse(duckdb_url)
+    wh.migrate()
+    distributors.add(wh, "MSH Med Tour", "token-123", key=DIST, region="TR")
+    skip = {"first_seen_at", "updated_at", "sync_id", "last_seen_at"}
+    seen = {}
+    for sql_path in (True, False):
+        result = importer.import_file(wh, f, DIST, sql_path=sql_path)
+        seen[sql_path] = (
+            result.fetched, result.stored, result.rejected, result.already_known,
+            [{k: v for k, v in r.items() if k not in skip} for r in rows(wh, "SELECT * FROM leads ORDER BY 1")],
+            [{k: v for k, v in r.items() if k not in skip}
+             for r in rows(wh, "SELECT * FROM rejected_leads ORDER BY reject_key")],
+            [(r["raw_key"], r["meta_lead_id"], json.loads(r["payload"]), r["processed_at"] is None)
+             for r in rows(wh, "SELECT * FROM raw_leads ORDER BY raw_key")],
+        )
+        if sql_path:
+            assert result.parsed_in_sql >= 50  # the SQL path did take the common leads (the rest: the parser)
+        with wh.transaction() as conn:
+            for table in ("leads", "rejected_leads", "raw_leads"):
+                conn.execute(f"DELETE FROM {table}")
+    sql, python = seen[True], seen[False]
+    assert sql[:4] == python[:4]
+    assert len(sql[4]) > 300 and sum(1 for r in sql[4] if r["phone"]) > 150
+    for a, b in zip(sql[4], python[4]):
+        assert a == b
+    assert sql[4] == python[4]
+    assert sql[5] == python[5]
+    assert sql[6] == python[6]
+
+
+def test_pages_of_leads_another_distributor_holds_are_named_by_both_paths(wh, tmp_path):
+    f = write_jsonl(tmp_path / "p.jsonl", [page([make_lead(i) for i in range(4)] + MALFORMED[:1], more=False)])
+    assert importer.import_file(wh, f, DIST).stored == 4
+    distributors.add(wh, "Other", "token-456", key="other", region="TR")
+    for sql_path in (True, False):
+        result = importer.import_file(wh, f, "other", sql_path=sql_path)
+        assert (result.fetched, result.stored, result.rejected, result.held_elsewhere) == (5, 0, 1, {DIST: 4})
+        assert f"4 leads already belong to distributor '{DIST}'" in result.message
+        with wh.transaction() as conn:
+            conn.execute("DELETE FROM raw_leads WHERE distributor = 'other'")
+            conn.execute("DELETE FROM rejected_leads WHERE distributor = 'other'")
+
+
+def test_other_writers_get_the_warehouse_between_the_chunks_of_a_large_import(duckdb_url, tmp_path, monkeypatch):
+    """The SQL path does its work without the warehouse's lock and writes in short transactions: a writer (the
+    webhook receiver, a sync) that asks for the warehouse meanwhile gets it after the chunk in progress — it sees
+    part of the import landed — instead of waiting for the whole import."""
+    import threading
+
+    from leads_pipeline.lib.ingest import bulk_sql_write
+    from leads_pipeline.lib.warehouse import Warehouse
+    from leads_pipeline.settings import get_settings
+
+    monkeypatch.setenv("LEADS_SECRET_KEY", generate_key())
+    get_settings.cache_clear()
+    monkeypatch.setattr(bulk_sql_write, "CHUNK_LEADS", 50)  # 40 chunks of a 2,000-lead file
+    n = 2000
+    f = write_jsonl(tmp_path / "big.jsonl", [page([make_lead(i) for i in range(s, s + 200)]) for s in range(0, n, 200)])
+    wh = Warehouse(duckdb_url)
+    wh.migrate()
+    distributors.add(wh, "MSH Med Tour", "token-123", key=DIST, region="TR")
+    done: dict = {}
+    importing = threading.Thread(target=lambda: done.setdefault("result", importer.import_file(wh, f, DIST)))
+    importing.start()
+    landed_seen = []
+    while importing.is_alive():
+        with wh.transaction() as conn:  # another writer's short transaction, while the import runs
+            conn.execute("CREATE TABLE IF NOT EXISTS other_writer (written_at TIMESTAMPTZ)")
+            conn.execute("INSERT INTO other_writer VALUES (CURRENT_TIMESTAMP)")
+            landed_seen.append(conn.scalar("SELECT count(*) FROM raw_leads"))
+        importing.join(0.02)  # the import's thread gets its turn
+    result = done["result"]
+    assert (result.fetched, result.stored, result.parsed_in_sql) == (n, n, n)
+    assert any(0 < landed < n for landed in landed_seen), landed_seen  # in between the chunks, not after the end
+    assert scalar(wh, "SELECT count(*) FROM leads") == n

@@ -23,6 +23,11 @@ webhook or an earlier import) is not stored again, and tombstoned (deleted) ids 
 distributor already holds is not stored for this one and is reported by that distributor's name. The run is recorded
 in ``sync_runs`` with trigger ``import`` (its own row, its own counts).
 
+On DuckDB a file of Graph pages takes the SQL path (:mod:`.bulk_sql`: DuckDB reads, dedupes, lands and parses the
+common lead in SQL, the rest goes through the same parser) with the same results: the work in a DuckDB of the
+import's own without the warehouse's lock, the writes in short transactions (:mod:`.bulk_sql_write`); any other file
+(a lead per line, CSV, unreadable lines) and PostgreSQL take the streaming path below.
+
 Streaming: the file is read in chunks of ``chunk_bytes``; memory does not grow with the file. On large files the
 parsing runs in ``workers`` other processes (the warehouse writes stay in this one, in file order), so the two cores
 of a small machine both work. The warehouse is held open (``Warehouse.session``) for bursts of at most
@@ -31,7 +36,9 @@ of a small machine both work. The warehouse is held open (``Warehouse.session``)
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -78,6 +85,7 @@ class ImportResult:
     distributor: str = ""
     format: str = ""
     seconds: float = 0.0
+    parsed_in_sql: int = 0  # leads the SQL path (bulk_sql) parsed; the rest went through the parser
 
     def seed_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("success", "fetched", "stored", "errors", "message")}
@@ -203,11 +211,13 @@ def import_file(
     hold_seconds: float = HOLD_SECONDS,
     trigger: str = "import",
     on_progress: Callable[[ImportResult], None] | None = None,
+    sql_path: bool = True,
 ) -> ImportResult:
     """Import the leads of ``path`` for ``distributor`` (see the module docstring); never loads the whole file.
 
     ``workers``: parsing processes (default: one per core when the file is large, else none).
     ``on_progress``: called with the running result after each stored batch (the CLI's progress line).
+    ``sql_path``: on DuckDB, a file of Graph pages is imported by :mod:`.bulk_sql` (False: the streaming path).
     Raises :class:`ImportError_` when the file or the distributor cannot be used at all.
     """
     from leads_pipeline.lib.distributors import registry as distributors
@@ -231,7 +241,9 @@ def import_file(
         size = file.stat().st_size
         if workers is None:
             workers = (os.cpu_count() or 1) if size >= PARALLEL_MIN_BYTES else 0
-        if kind == "jsonl" and workers > 0:  # the workers read their own byte ranges
+        if kind == "jsonl" and wh.backend == "duckdb" and sql_path and _import_in_sql(wh, file, dist, sync_id, result):
+            jobs = iter(())  # done in SQL (lib/ingest/bulk_sql.py); a file it does not take streams below
+        elif kind == "jsonl" and workers > 0:  # the workers read their own byte ranges
             jobs: Iterator[tuple] = ((str(file), start, end) for start, end in files.jsonl_ranges(file, chunk_bytes))
         else:
             jobs = (files.jsonl_chunks(file, chunk_bytes) if kind == "jsonl"
@@ -271,6 +283,23 @@ def import_file(
     result.seconds = round(time.perf_counter() - started, 3)
     runs.finish_run(wh, result)
     return result
+
+
+def _import_in_sql(wh: Warehouse, file: Path, dist: Any, sync_id: str, result: ImportResult) -> bool:
+    """The file through :func:`.bulk_sql.import_pages` (the work in the import's own DuckDB, the warehouse written in
+    short transactions); False when that path does not take the file (nothing written then)."""
+    from leads_pipeline.lib.ingest import bulk_sql
+
+    done = bulk_sql.import_pages(wh, str(file), dist.key, dist.default_region, sync_id)
+    if done is None:
+        return False
+    for name in ("fetched", "stored", "rejected", "skipped_deleted", "already_known"):
+        setattr(result, name, done[name])
+    result.held_elsewhere = done["held"]
+    result.parsed_in_sql = done["parsed_in_sql"]
+    if os.environ.get("LEADS_IMPORT_PROFILE"):
+        print(json.dumps({k: done[k] for k in ("parsed_in_sql", "parsed_in_python", "seconds")}), file=sys.stderr)
+    return True
 
 
 def _prepared(jobs: Iterator[tuple], distributor: str, region: str, sync_id: str,
