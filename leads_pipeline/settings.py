@@ -18,22 +18,7 @@ if TYPE_CHECKING:
     from leads_pipeline.settings_model import Settings
 
 
-def _default_data_dir() -> Path:
-    """Where runtime data lives when ``LEADS_DATA_DIR`` is not set: anchored, never the current folder.
-
-    A relative ``data`` made ``stats`` run from another folder open a new, empty warehouse and print zeros. From a
-    source checkout (the editable install ``make`` creates) it is the checkout's ``data/``, where ``make demo``
-    puts the demo; from an installed package, the user's data folder (``$XDG_DATA_HOME/leads_pipeline``).
-    """
-    checkout = Path(__file__).resolve().parents[1]
-    if (checkout / "pyproject.toml").is_file() and (checkout / "workspace.yaml").is_file():
-        return checkout / "data"
-    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "leads_pipeline"
-
-
-DEFAULT_DATA_DIR = _default_data_dir()
-#: ``LEADS_WAREHOUSE_BUSY_TIMEOUT_SECONDS`` when unset.
-DEFAULT_BUSY_TIMEOUT_SECONDS = 600.0
+from leads_pipeline.settings_defaults import DEFAULT_BUSY_TIMEOUT_SECONDS, DEFAULT_DATA_DIR, _default_data_dir  # noqa: F401
 
 
 def __getattr__(name: str):

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from leads_pipeline.settings import DEFAULT_BUSY_TIMEOUT_SECONDS, DEFAULT_DATA_DIR
+from leads_pipeline.settings_defaults import DEFAULT_BUSY_TIMEOUT_SECONDS, DEFAULT_DATA_DIR
 
 __all__ = ["Settings"]
 

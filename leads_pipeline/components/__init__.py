@@ -6,12 +6,6 @@ Importing this package imports no Dagster object at module level of ``defs/`` (t
 """
 
 from leads_pipeline.components.pipeline import LeadPipeline
+from leads_pipeline.components.sql_mart import SqlMart
 
-__all__ = ["LeadPipeline"]
-
-try:  # W2's SQL-mart component, when present in this checkout
-    from leads_pipeline.components.sql_mart import SqlMart  # noqa: F401
-
-    __all__.append("SqlMart")
-except ImportError:  # pragma: no cover - until sql_mart.py lands
-    pass
+__all__ = ["LeadPipeline", "SqlMart"]

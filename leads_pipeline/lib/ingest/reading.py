@@ -3,7 +3,7 @@ run's thread lands them (see the "No network I/O under a warehouse lock" paragra
 
 Its own module because it is a concurrency mechanism (threads, a bounded queue, how ready pages are merged into
 transactions), not a sync rule: the rules — what a run reads, what it counts, when it is final — stay in
-:mod:`.sync`, which passes its run state (``_Run``) in.
+:mod:`.sync`, which passes its run state (:class:`.run_state.SyncRun`) in.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from leads_pipeline.lib.distributors import health
 from leads_pipeline.lib.graph import GraphClient, GraphError
@@ -28,10 +28,9 @@ from leads_pipeline.lib.ingest.land import (
     prepare_page,
 )
 from leads_pipeline.lib.ingest.parse import parse_created_time_unix
+from leads_pipeline.lib.ingest.run_state import SyncRun
 from leads_pipeline.lib.warehouse import is_write_conflict, locking
 
-if TYPE_CHECKING:
-    from leads_pipeline.lib.ingest.sync import _Run
 
 log = logging.getLogger("leads_pipeline.lib.ingest.sync")
 
@@ -54,7 +53,7 @@ MAX_HOLD_SECONDS = 30.0
 _END = object()
 
 
-def read_forms(run: _Run, client: GraphClient, forms: Sequence[FormSource], cursors: dict[str, int],
+def read_forms(run: SyncRun, client: GraphClient, forms: Sequence[FormSource], cursors: dict[str, int],
                 lookback: int, locales: dict[str, str] | None = None) -> None:
     """Fetch in up to ``FETCH_THREADS`` producer threads (one form at a time each), land here (module docstring).
     The producers also key and parse each page (:func:`~.land.prepare_page`, with the forms' ``locales``): the
@@ -181,7 +180,7 @@ def _drain(pages: queue.Queue) -> list[tuple]:
     return out
 
 
-def _land_ready(run: _Run, ready: list[tuple], fetched_by_form: dict[str, int]) -> int:
+def _land_ready(run: SyncRun, ready: list[tuple], fetched_by_form: dict[str, int]) -> int:
     """Land the items ``ready``, the pages of one form waiting together as one page (one transaction instead of
     one each, when Meta answers faster than pages land; forms read in parallel interleave in the queue). A form's
     pages keep their order and the one with the cursor (its pagination's last) lands last. Returns how many
@@ -205,7 +204,7 @@ def _land_ready(run: _Run, ready: list[tuple], fetched_by_form: dict[str, int]) 
     return ended
 
 
-def _prepare(run: _Run, source: FormSource, leads: list, locales: dict[str, str] | None) -> PreparedPage | list:
+def _prepare(run: SyncRun, source: FormSource, leads: list, locales: dict[str, str] | None) -> PreparedPage | list:
     """A page keyed and parsed in the fetch thread; should that fail (a bug), the page as received — the landing
     parses it and, failing again, keeps it raw for the next run (:func:`land`)."""
     try:
@@ -228,7 +227,7 @@ def _merged(group: list[tuple]) -> tuple:
     return ("page", group[0][1], leads, group[-1][3])
 
 
-def _handle(run: _Run, item: tuple, fetched_by_form: dict[str, int]) -> bool:
+def _handle(run: SyncRun, item: tuple, fetched_by_form: dict[str, int]) -> bool:
     """Land one queued item; True at the end of the queue."""
     kind, source, payload, cursor = item
     if kind is _END:
@@ -257,7 +256,7 @@ def _handle(run: _Run, item: tuple, fetched_by_form: dict[str, int]) -> bool:
     return False
 
 
-def land(run: _Run, page_id: str | None, form_id: str | None, leads: list, cursor: int | None,
+def land(run: SyncRun, page_id: str | None, form_id: str | None, leads: list, cursor: int | None,
          prepared: PreparedPage | None = None) -> LandResult | None:
     """Land and store one page; when storing fails (not the warehouse itself), keep the raw rows for the next run."""
     try:

@@ -32,7 +32,7 @@ filters on whole seconds), and a lead id another distributor holds is counted by
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from leads_pipeline.lib.distributors import health, ownership
@@ -40,7 +40,6 @@ from leads_pipeline.lib.distributors import registry as distributor_registry
 from leads_pipeline.lib.graph import (
     ClientFactory,
     GraphClient,
-    GraphError,
     settings_factory,
 )
 from leads_pipeline.lib.graph.redaction import redact
@@ -49,11 +48,11 @@ from leads_pipeline.lib.ingest.check import test_connection
 from leads_pipeline.lib.ingest.discovery import (
     DistributorFailure,
     choose_forms,
-    failure,
     list_pages,
     route_waiting,
 )
 from leads_pipeline.lib.ingest.land import get_cursors
+from leads_pipeline.lib.ingest.run_state import OnPage, SyncRun
 from leads_pipeline.lib.ingest.reading import FETCH_THREADS, HOLD_SECONDS, MERGE_LEADS, QUEUE_PAGES, land, read_forms
 from leads_pipeline.lib.ingest.runs import (
     LeadOutcome,
@@ -81,35 +80,6 @@ __all__ = [
     "test_connection",
 ]
 
-OnPage = Callable[[str, int], None]
-
-
-class _Run:
-    """One run's mutable state: the result being built and what its store calls added up to."""
-
-    def __init__(self, wh: Warehouse, key: str, result: SyncResult, region: str, on_page: OnPage | None):
-        self.wh, self.key, self.result, self.region, self.on_page = wh, key, result, region, on_page
-        self.stored = ProcessResult()
-        self.ok_units = 0  # Pages listed and forms / lead batches read without failure
-        self.fatal: str | None = None
-        # Token/permission failures (the distributor's back-off, lib/distributors/health.py): the fatal one, or the
-        # forms Meta refused for a permission (and how many forms were read through).
-        self.auth_error: str | None = None
-        self.forms_read = 0
-        self.forms_denied: list[str] = []
-
-    def add(self, done: ProcessResult, landed: int = 0) -> None:
-        self.stored = self.stored + done
-        self.result.landed += landed
-
-    def fail(self, kind: str, object_id: str, exc: GraphError) -> None:
-        if health.is_auth_failure(exc):
-            self.forms_denied.append(exc.user_message)
-        entry, line = failure(kind, object_id, exc)
-        self.result.failures.append(entry)
-        self.result.errors.append(line)
-
-
 def sync_distributor(
     wh: Warehouse,
     key: str,
@@ -135,7 +105,7 @@ def sync_distributor(
         sync_id = start_run(wh, key, trigger, run_id)
         result = SyncResult(success=False, fetched=0, stored=0, errors=[], message="", distributor=key,
                             sync_id=sync_id, run_id=run_id, trigger=trigger, status="running")
-        run = _Run(wh, key, result, dist.default_region, on_page)
+        run = SyncRun(wh, key, result, dist.default_region, on_page)
         try:
             known = _prepare(run, wanted)
         except BaseException as exc:
@@ -149,7 +119,7 @@ def sync_distributor(
     return result
 
 
-def _stopped(run: _Run, exc: BaseException) -> None:
+def _stopped(run: SyncRun, exc: BaseException) -> None:
     """A run stopped by an exception (a bug, the warehouse gone): its row says so before the exception goes on."""
     what = redact(f"{type(exc).__name__}: {exc}")
     run.result.errors.append(f"run stopped: {what}")
@@ -158,7 +128,7 @@ def _stopped(run: _Run, exc: BaseException) -> None:
     finish_run(run.wh, run.result)
 
 
-def _prepare(run: _Run, wanted: list[tuple[str, str | None, str | None]] | None) -> tuple:
+def _prepare(run: SyncRun, wanted: list[tuple[str, str | None, str | None]] | None) -> tuple:
     """The token, recovery of raw rows a dead run left, cursors, claimed forms and tombstoned ids (in the open
     session of :func:`sync_distributor`)."""
     wh, key, result = run.wh, run.key, run.result
@@ -177,7 +147,7 @@ def _prepare(run: _Run, wanted: list[tuple[str, str | None, str | None]] | None)
     return token, cursors, owned, gone
 
 
-def _execute(run: _Run, dist: Any, s: Settings, factory: ClientFactory,
+def _execute(run: SyncRun, dist: Any, s: Settings, factory: ClientFactory,
              wanted: list[tuple[str, str | None, str | None]] | None, token: str | None, cursors: dict[str, int],
              owned: dict[str, str | None], gone: set[str]) -> None:
     result = run.result
@@ -206,7 +176,7 @@ def _execute(run: _Run, dist: Any, s: Settings, factory: ClientFactory,
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _sync_forms(run: _Run, dist: Any, client: GraphClient, token: str, s: Settings, cursors: dict[str, int],
+def _sync_forms(run: SyncRun, dist: Any, client: GraphClient, token: str, s: Settings, cursors: dict[str, int],
                 owned: dict[str, str | None]) -> list[str]:
     explicit = bool(dist.form_ids)
     listing = list_pages(client, tuple(dist.page_ids), tuple(dist.form_ids), owned)
@@ -231,7 +201,7 @@ def _sync_forms(run: _Run, dist: Any, client: GraphClient, token: str, s: Settin
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _sync_leads(run: _Run, client: GraphClient, wanted: list[tuple[str, str | None, str | None]],
+def _sync_leads(run: SyncRun, client: GraphClient, wanted: list[tuple[str, str | None, str | None]],
                 gone: set[str]) -> None:
     fetch = by_id.fetch(client, [w for w in wanted if w[0] not in gone])
     run.result.graph_requests += fetch.graph_requests
@@ -259,12 +229,12 @@ def _sync_leads(run: _Run, client: GraphClient, wanted: list[tuple[str, str | No
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _conclude(run: _Run, warnings: list[str]) -> None:
+def _conclude(run: SyncRun, warnings: list[str]) -> None:
     """Status, counts and message of the run (see :func:`~leads_pipeline.lib.ingest.runs.conclude`)."""
     conclude(run.result, run.stored, key=run.key, fatal=run.fatal, ok_units=run.ok_units, warnings=warnings)
 
 
-def _record_health(run: _Run) -> None:
+def _record_health(run: SyncRun) -> None:
     """The distributor's back-off (lib/distributors/health.py): a token/permission failure — the token's own, or
     every form refused for a permission with nothing read — pushes its next scheduled sync out (the run's message
     says until when); a run that read with the token ends a back-off. Never fails the run."""

@@ -27,13 +27,13 @@ from typing import Any
 
 import filelock
 
+from leads_pipeline.settings_defaults import DEFAULT_BUSY_TIMEOUT_SECONDS  # used without a setting
+
 from .errors import WarehouseBusy, WarehouseError
 from .files import FILE_MODE, private_dir
 
 log = logging.getLogger(__name__)
 
-#: Without a setting (``LEADS_WAREHOUSE_BUSY_TIMEOUT_SECONDS``): how long a DuckDB open waits for another process.
-DEFAULT_BUSY_TIMEOUT_SECONDS = 600.0
 #: A wait longer than this is reported on the log (stderr for the CLI), once, naming the holder.
 NOTICE_AFTER_SECONDS = 5.0
 
