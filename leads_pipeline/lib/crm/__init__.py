@@ -8,8 +8,9 @@ runs in one transaction, and appends to ``lead_interactions`` and ``audit_log``.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from leads_pipeline.lib.lazy import lazy_exports
 
 # Names resolved on first use (PEP 562): a reader of ``crm.rules`` (the marts, `leads-pipeline stats`) does not
 # import the operations, the users and their dependencies (0.1 s of the CLI's start-up, issue #14 P6).
@@ -101,18 +102,7 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_WHERE})
-
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _WHERE)
 
 __all__ = [
     "ACTIONS", "CONTACT_KINDS", "DIRECTIONS", "FILTER_KEYS", "OUTCOMES", "PERMISSIONS", "ROLES", "SORTS",

@@ -7,8 +7,9 @@ actionable messages, ``usage`` the rate-limit header parsing, ``redaction`` the 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from leads_pipeline.lib.lazy import lazy_exports
 
 # Names resolved on first use (PEP 562): importing ``lib.graph.redaction`` or ``lib.graph.errors`` — which the
 # warehouse, the CRM and the CLI's command modules do — must not import ``requests`` (0.1 s of every CLI start-up).
@@ -52,18 +53,7 @@ if TYPE_CHECKING:
     from .usage import Usage, parse_usage
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_WHERE})
-
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _WHERE)
 
 __all__ = [
     "ACCOUNT_FIELDS",
