@@ -17,7 +17,8 @@ compares both paths row for row on generated tricky leads).
 
 Where: the reading, dedupe, checks, transforms and phones run in a DuckDB of the import's own (in memory, spilling
 beyond ``WORK_MEMORY_LIMIT`` to a private folder beside the warehouse), holding no warehouse lock; the warehouse is
-then written in short transactions by :mod:`.bulk_sql_write`, which checks what it already holds at that moment.
+then written by :mod:`.bulk_sql_write` (attached to this DuckDB, a transaction per chunk), which checks what
+it already holds at that moment.
 Per-step seconds come back in the result (``seconds``); ``LEADS_IMPORT_PROFILE=1`` prints them.
 
 Only whole files of pages (``{"data": [...], "paging": {...}}`` on every line) take this path; anything else (a line
@@ -269,7 +270,7 @@ def import_pages(wh: Any, path: str, distributor: str, region: str, sync_id: str
 
     The reading, dedupe, checks, transforms and phones run in a DuckDB of the import's own (in memory, spilling to
     a private folder beside the warehouse), with no warehouse lock held; :mod:`.bulk_sql_write` then writes into the
-    warehouse in short transactions, checking what the warehouse already holds at that moment."""
+    warehouse a chunk per transaction, checking what the warehouse already holds at that moment."""
     import duckdb
 
     from leads_pipeline.lib.ingest import bulk_sql_write

@@ -25,7 +25,7 @@ in ``sync_runs`` with trigger ``import`` (its own row, its own counts).
 
 On DuckDB a file of Graph pages takes the SQL path (:mod:`.bulk_sql`: DuckDB reads, dedupes, lands and parses the
 common lead in SQL, the rest goes through the same parser) with the same results: the work in a DuckDB of the
-import's own without the warehouse's lock, the writes in short transactions (:mod:`.bulk_sql_write`); any other file
+import's own without the warehouse's lock, the writes a chunk per transaction (:mod:`.bulk_sql_write`); any other file
 (a lead per line, CSV, unreadable lines) and PostgreSQL take the streaming path below.
 
 Streaming: the file is read in chunks of ``chunk_bytes``; memory does not grow with the file. On large files the
@@ -287,7 +287,7 @@ def import_file(
 
 def _import_in_sql(wh: Warehouse, file: Path, dist: Any, sync_id: str, result: ImportResult) -> bool:
     """The file through :func:`.bulk_sql.import_pages` (the work in the import's own DuckDB, the warehouse written in
-    short transactions); False when that path does not take the file (nothing written then)."""
+    a chunk per transaction); False when that path does not take the file (nothing written then)."""
     from leads_pipeline.lib.ingest import bulk_sql
 
     done = bulk_sql.import_pages(wh, str(file), dist.key, dist.default_region, sync_id)

@@ -130,10 +130,13 @@ def read_forms(run: SyncRun, client: GraphClient, forms: Sequence[FormSource], c
     for producer in producers:
         producer.start()
     fetched_by_form: dict[str, int] = {}
-    ended = 0
+    ended, waiting = 0, False  # waiting: let go because someone waits (their turn before the next hold)
     try:
         while ended < workers:
             ready = [pages.get()]  # waiting for Meta: the warehouse is closed
+            if waiting:
+                locking.let_waiters_in(run.wh.path)
+                waiting = False
             with run.wh.session():
                 now = time.monotonic()
                 until, longest = now + HOLD_SECONDS, now + MAX_HOLD_SECONDS
@@ -144,6 +147,7 @@ def read_forms(run: SyncRun, client: GraphClient, forms: Sequence[FormSource], c
                     now = time.monotonic()
                     if now >= until:
                         if now >= longest or _waited_for(run.wh):
+                            waiting = run.wh.backend == "duckdb" and run.wh.path is not None
                             break
                         until = now + HOLD_SECONDS
                     try:

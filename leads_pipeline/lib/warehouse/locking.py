@@ -110,6 +110,16 @@ def _waiting(key: str) -> Iterator[None]:
             pass
 
 
+def let_waiters_in(path: Path, within: float = 2.0) -> None:
+    """After letting go of the warehouse ``path`` because someone waits (:func:`waited_for`): give the waiters their
+    turn before taking it again. A waiter polls the file lock, so a holder that takes it again at once would win every
+    time and the waiter would wait for the whole import or sync; each waiter removes its marker once it holds the lock,
+    so wait until none is left, at most ``within`` seconds (a waiter that went away leaves no live marker)."""
+    deadline = time.monotonic() + within
+    while waited_for(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def waited_for(path: Path) -> bool:
     """Whether another process or thread waits for the warehouse ``path`` now (its :func:`_waiting` marker; markers
     of processes that are gone are removed). Cheap (one directory listing): call it about once a second."""
