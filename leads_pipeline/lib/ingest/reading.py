@@ -41,17 +41,12 @@ QUEUE_PAGES = 48
 #: Pages of one form waiting together are landed as one, up to this many leads (a transaction costs ~10 SQL
 #: statements whatever its size: fewer, larger ones land more leads per second).
 MERGE_LEADS = 5000
-#: A landing of fewer leads waits up to ``FILL_SECONDS`` for more pages (see :func:`_gather`).
-BATCH_LEADS = 1000
-FILL_SECONDS = 0.1
 #: Forms read at once per distributor (each thread its own keep-alive session; a throttle window stops them all).
 FETCH_THREADS = 3
 #: How long the warehouse stays open for pages that are ready one after another before the landing asks whether
 #: another process or thread waits for it (then it lets go: their turn; else it keeps landing without a close — on
 #: DuckDB every close is a checkpoint that rewrites the primary-key indexes, issue #14 P7).
 HOLD_SECONDS = 1.0
-#: How long the landing keeps the warehouse open waiting for the next page while nobody else waits for it.
-LINGER_SECONDS = 0.25
 #: The longest hold even when nobody says it waits (a waiter that could not leave its marker still gets its turn).
 MAX_HOLD_SECONDS = 30.0
 
@@ -146,7 +141,7 @@ def read_forms(run: SyncRun, client: GraphClient, forms: Sequence[FormSource], c
                 now = time.monotonic()
                 until, longest = now + HOLD_SECONDS, now + MAX_HOLD_SECONDS
                 while True:
-                    ended += _land_ready(run, _gather(pages, ready), fetched_by_form)
+                    ended += _land_ready(run, ready + _drain(pages), fetched_by_form)
                     if ended >= workers:
                         break
                     now = time.monotonic()
@@ -158,15 +153,7 @@ def read_forms(run: SyncRun, client: GraphClient, forms: Sequence[FormSource], c
                     try:
                         ready = [pages.get_nowait()]
                     except queue.Empty:
-                        # The fetch threads are a page behind: keep the warehouse open a moment for their next
-                        # page unless someone waits for it (a close is a checkpoint, an open a reload).
-                        if _waited_for(run.wh):
-                            waiting = run.wh.backend == "duckdb" and run.wh.path is not None
-                            break
-                        try:
-                            ready = [pages.get(timeout=LINGER_SECONDS)]
-                        except queue.Empty:
-                            break
+                        break
     finally:
         stop.set()
         for producer in producers:
@@ -182,24 +169,15 @@ def _waited_for(wh: Any) -> bool:
     return locking.waited_for(wh.path)
 
 
-def _gather(pages: queue.Queue, ready: list[tuple]) -> list[tuple]:
-    """``ready`` and the items waiting now, up to ``MERGE_LEADS`` leads' worth of pages; with fewer than
-    ``BATCH_LEADS`` leads, what arrives within ``FILL_SECONDS`` too (a commit costs the same for a page as for
-    twenty, and the landing that waits a moment leaves the GIL to the fetch threads meanwhile)."""
-    out = list(ready)
-    leads = sum(len(item[2]) for item in out if item[0] == "page")
-    deadline = time.monotonic() + FILL_SECONDS
+def _drain(pages: queue.Queue) -> list[tuple]:
+    """Every item waiting now, up to ``MERGE_LEADS`` leads' worth of pages."""
+    out: list[tuple] = []
+    leads = 0
     while leads < MERGE_LEADS:
         try:
             item = pages.get_nowait()
         except queue.Empty:
-            left = deadline - time.monotonic()
-            if leads >= BATCH_LEADS or left <= 0:
-                break
-            try:
-                item = pages.get(timeout=left)
-            except queue.Empty:
-                break
+            break
         out.append(item)
         if item[0] == "page":
             leads += len(item[2])
