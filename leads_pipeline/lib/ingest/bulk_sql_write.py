@@ -96,7 +96,6 @@ def write_all(wh: Any, work: Any, prepared: Any, distributor: str, sync_id: str,
             if waiting and start is not None:
                 locking.let_waiters_in(wh.path)
     step("write")
-    totals.pop("_t", None)
     totals["holds"] = len(holds)
     totals["longest_hold_s"] = round(max(holds, default=0.0), 3)
     return totals
