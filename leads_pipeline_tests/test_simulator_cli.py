@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 from click.testing import CliRunner
 
@@ -17,13 +18,27 @@ from leads_pipeline.commands.simulator import simulator
 LAUNCH = "from leads_pipeline.commands.simulator import simulator; simulator(prog_name='simulator')"
 
 
-def _serve(*args: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-c", LAUNCH, "serve", "--port", "0", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+def _serve(*args: str, preexec_fn=None) -> tuple[subprocess.Popen, str]:
+    # -X faulthandler: a process that does not stop can be made to print where each of its threads is (SIGABRT).
+    proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-c", LAUNCH, "serve", "--port", "0", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=preexec_fn)
     first = proc.stdout.readline()
     match = re.search(r"http://127\.0\.0\.1:\d+", first)
     assert match, first
     return proc, match.group(0)
+
+
+def _stop(proc: subprocess.Popen, sig: int = signal.SIGINT) -> str:
+    """Send ``sig`` and return the output once the process has exited; a process still running after 20 s fails the
+    test with the stack of each of its threads."""
+    proc.send_signal(sig)
+    try:
+        out, _ = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        out, _ = proc.communicate(timeout=10)
+        raise AssertionError(f"the simulator did not stop within 20 s of signal {sig}:\n{out}") from None
+    return out
 
 
 def test_serve_prints_no_secret_and_stops(tmp_path):
@@ -41,13 +56,44 @@ def test_serve_prints_no_secret_and_stops(tmp_path):
             "Authorization": f"Bearer {manifest['user_token']}"}, timeout=10)
         assert r.status_code == 200
     finally:
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)  # a loaded CI machine (4 workers on 2 cores) once needed over 15 s
+        out = _stop(proc)
     assert proc.returncode == 0
     secrets_leaked = any(s in out for s in (manifest["user_token"], manifest["app_secret"],
                                             manifest["pages"][0]["access_token"]))
     assert not secrets_leaked
     assert "Simulator stopped." in out
+
+
+def _block_sigint() -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("inherited", [_block_sigint, _ignore_sigint], ids=["sigint-blocked", "sigint-ignored"])
+def test_serve_stops_on_ctrl_c_whatever_signal_state_it_inherits(inherited):
+    """A process started from a script's background job (``serve &``: SIGINT ignored) or from a parent that blocks
+    SIGINT in the starting thread inherits that state; Ctrl-C / ``kill -INT`` must still stop the simulator cleanly."""
+    proc, base_url = _serve("--arrival-rate", "600", preexec_fn=inherited)
+    try:
+        assert requests.get(f"{base_url}/__simulator/manifest", timeout=10).status_code == 200
+    finally:
+        out = _stop(proc)
+    assert proc.returncode == 0 and "Simulator stopped." in out
+
+
+def test_serve_stops_on_sigterm_with_a_client_connection_still_open():
+    """A client holding a keep-alive connection (a sync in progress) does not keep the simulator from stopping."""
+    proc, base_url = _serve()
+    session = requests.Session()
+    try:
+        assert session.get(f"{base_url}/__simulator/manifest", timeout=10).status_code == 200
+    finally:
+        out = _stop(proc, signal.SIGTERM)
+        session.close()
+    assert proc.returncode == 0 and "Simulator stopped." in out
 
 
 def test_help_and_bad_options():

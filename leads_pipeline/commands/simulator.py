@@ -68,6 +68,7 @@ def serve(host: str, port: int | None, seed: int | None, scenario_file: str | No
         raise click.BadParameter(str(exc)) from None
     realtime = arrival_rate is not None or sandbox
     port = 8765 if port is None else port
+    stop, previous = _stop_on_signals()
     server = SimulatorServer(scenario, host=host, port=port, realtime=realtime, webhook_url=webhook_url)
     try:
         server.start()
@@ -89,17 +90,28 @@ def serve(host: str, port: int | None, seed: int | None, scenario_file: str | No
     if webhook_url:
         click.echo(f"  Webhooks: POSTed to {webhook_url}, signed with the app secret from the manifest.")
     click.echo("Press Ctrl-C to stop.")
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         while not stop.wait(0.5):
             pass
-    except KeyboardInterrupt:
-        pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         server.stop()
         click.echo("Simulator stopped.")
+
+
+def _stop_on_signals() -> tuple[threading.Event, dict[int, object]]:
+    """Ctrl-C and ``kill`` (SIGINT, SIGTERM) set the returned event, whatever signal state this process inherited.
+
+    A script's background job (``serve &``) starts with SIGINT ignored, and a parent may start it with SIGINT blocked;
+    relying on Python's KeyboardInterrupt then leaves a simulator nobody can stop but with SIGKILL. Called before the
+    server's threads start, so they inherit the unblocked mask. Returns the event and the handlers it replaced.
+    """
+    stop = threading.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in signals}
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+    return stop, previous
 
 
 def _start_time(text: str) -> int | None:
