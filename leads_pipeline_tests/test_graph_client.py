@@ -171,3 +171,29 @@ def test_version_and_base_url_are_validated():
         GraphClient(TOKEN, base_url="ftp://graph.facebook.com")
     with pytest.raises(ValueError):
         GraphClient("")
+
+
+def test_an_http_proxy_from_the_environment_carries_every_request(graph, make_client, monkeypatch):
+    """Behind a corporate proxy (``HTTP(S)_PROXY``, read once when the client is made): the fake server stands in for
+    the proxy, so the request reaches it with the Graph host in an absolute target."""
+    monkeypatch.setenv("HTTP_PROXY", graph.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    for _ in range(2):
+        graph.script("GET", "/v25.0/900000000000001", ok(sample("lead_single__meta_retrieving_doc")))
+    client = make_client(base_url="http://graph.facebook.test")
+    reader = client.with_token(own_session=True)  # a reading thread's own session is made the same way
+    try:
+        assert client.get_lead("900000000000001")["id"] and reader.get_lead("900000000000001")["id"]
+    finally:
+        reader.close()
+    assert [r.raw_target.split("?")[0] for r in graph.requests] == [
+        "http://graph.facebook.test/v25.0/900000000000001"] * 2
+
+
+def test_no_proxy_sends_the_graph_host_direct(graph, make_client, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there: a proxied request would fail
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    graph.script("GET", "/v25.0/900000000000001", ok(sample("lead_single__meta_retrieving_doc")))
+    assert make_client(max_retries=0).get_lead("900000000000001")["id"]
+    assert len(graph.requests) == 1

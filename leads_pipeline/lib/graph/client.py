@@ -132,6 +132,20 @@ class _Counters:
 MAX_SAME_NEXT = 3
 
 
+def _new_session(base_url: str) -> requests.Session:
+    """A keep-alive session for ``base_url`` with the environment's settings (``HTTPS_PROXY``, ``NO_PROXY``,
+    ``REQUESTS_CA_BUNDLE``…) read once, here, rather than on every request: requests reads the whole environment
+    and matches the proxy rules per request, about 0.2 ms of a page's time (issue #14, P7). Every request goes to
+    ``base_url``'s host (Meta's ``paging.next`` links point back to it), so the settings for it hold for all."""
+    session = requests.Session()
+    settings = session.merge_environment_settings(base_url, {}, None, None, None)
+    session.proxies.update(settings["proxies"])
+    session.verify = settings["verify"]
+    session.cert = settings["cert"]
+    session.trust_env = False
+    return session
+
+
 class GraphClient:
     """A Graph API client for one access token (see the module docstring for the retry and paging rules)."""
 
@@ -170,7 +184,7 @@ class GraphClient:
         self.backoff_max = backoff_max
         self._sleep = sleep
         self._owns_session = session is None
-        self._session = session if session is not None else requests.Session()
+        self._session = session if session is not None else _new_session(self.base_url)
         self._app_secret = app_secret
         self._set_token(access_token)
         self._counters = _Counters()
@@ -203,7 +217,7 @@ class GraphClient:
         other = copy.copy(self)
         other._owns_session = own_session
         if own_session:
-            other._session = requests.Session()
+            other._session = _new_session(self.base_url)
         other._set_token(access_token)
         other._counters = _Counters()
         other.last_usage = Usage()
