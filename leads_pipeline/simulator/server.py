@@ -114,6 +114,10 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path.startswith(CONTROL_PREFIX):
             self._control(url, body)
             return
+        with self.server.sim.in_flight():
+            self._graph(url, body)
+
+    def _graph(self, url: urllib.parse.SplitResult, body: bytes) -> None:
         sim = self.server.sim
         query = urllib.parse.parse_qsl(url.query, keep_blank_values=True)
         body_params = self._body_params(body)

@@ -9,7 +9,8 @@ import secrets
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import requests
@@ -33,6 +34,7 @@ class Simulator:
         self.faults = FaultEngine(_faults(faults))
         self.app = GraphApp(self)
         self._lock = threading.Lock()
+        self._in_flight = 0
         self._trace_seq = 0
         self.webhooks: WebhookEmitter | None = None
         self._webhooks_from_subscription = False
@@ -96,7 +98,8 @@ class Simulator:
     def reset_stats(self) -> None:
         with self._lock:
             self._stats: dict[str, Any] = {"requests": 0, "by_route": {}, "by_status": {}, "leads_served": 0,
-                                           "batch_items": 0, "control_requests": 0, "page_calls": {}}
+                                           "batch_items": 0, "control_requests": 0, "page_calls": {},
+                                           "peak_in_flight": 0}
 
     def state(self) -> dict[str, Any]:
         """What cannot be re-derived from the seed: the clock and the subscriptions (JSON-able, holds no secret).
@@ -130,6 +133,19 @@ class Simulator:
             s["leads_served"] += leads_served
             if page_id:
                 s["page_calls"][page_id] = s["page_calls"].get(page_id, 0) + 1
+
+    @contextmanager
+    def in_flight(self) -> Iterator[None]:
+        """A Graph request being answered, from its arrival to its last byte: ``peak_in_flight`` in :meth:`stats` is
+        the most requests that overlapped (how many a client read in parallel)."""
+        with self._lock:
+            self._in_flight += 1
+            self._stats["peak_in_flight"] = max(self._stats["peak_in_flight"], self._in_flight)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
     def record_control(self) -> None:
         with self._lock:
