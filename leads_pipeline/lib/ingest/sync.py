@@ -11,9 +11,9 @@ it; nothing else reads Meta into the warehouse. A run:
    — and lands each page in its own short transaction, stored in the same transaction (:mod:`.land`);
 4. finishes its own row with its own counts (:mod:`.runs`).
 
-**No network I/O under a warehouse lock** (:mod:`.reading`). The pages of the forms are fetched by up to ``FETCH_THREADS`` producer
-threads (a form each at a time, each with its own keep-alive session; a throttle window seen by one holds them all),
-which also key and parse each page (:func:`~.land.prepare_page`), into a bounded queue; this thread only writes what
+**No network I/O under a warehouse lock** (:mod:`.reading`). The pages of the forms are fetched by up to
+``FETCH_THREADS`` producer threads (a form each at a time, each with its own keep-alive session; a throttle window
+seen by one holds them all; one to begin with, another whenever the landing waits for pages), which also key and parse each page (:func:`~.land.prepare_page`), into a bounded queue; this thread only writes what
 is ready (pages of one form waiting together in one transaction). The warehouse is opened when a page is ready, holds
 the pages that are ready then, and is closed when the queue is empty — so a throttle wait of minutes, a slow answer
 or a retry's backoff never keeps the DuckDB file (or a PostgreSQL transaction) open, and the next page is fetched
