@@ -35,7 +35,8 @@ from leads_pipeline.lib.warehouse import is_write_conflict, locking
 
 log = logging.getLogger("leads_pipeline.lib.ingest.sync")
 
-__all__ = ["FETCH_THREADS", "GROW_AFTER", "HOLD_SECONDS", "MAX_HOLD_SECONDS", "MERGE_LEADS", "QUEUE_PAGES", "land", "read_forms"]
+__all__ = ["FETCH_THREADS", "GROW_AFTER", "HOLD_SECONDS", "MAX_HOLD_SECONDS", "MERGE_LEADS", "QUEUE_PAGES", "land",
+           "read_forms"]
 
 #: Pages fetched ahead of the landing (memory stays bounded: a page is at most ``graph_page_limit`` leads).
 QUEUE_PAGES = 48
@@ -44,9 +45,10 @@ QUEUE_PAGES = 48
 MERGE_LEADS = 5000
 #: Forms read at once per distributor, at most (each thread its own keep-alive session; a throttle window stops them
 #: all). A run starts with one reader and adds another each time the landing has waited ``GROW_AFTER`` seconds for a
-#: page: against Meta (a page takes 0.3 s and more) that is at once, so forms are read in parallel; when pages come
+#: page: where Meta's answers take longer than a page takes to land, forms are soon read in parallel; when pages come
 #: faster than they land (a fast source, a local simulator) one reader keeps up, and more would only contend with the
-#: landing for the GIL (P7 at 100k from the simulator: one reader landed 14 % more leads a second than three).
+#: landing for the GIL (P7 at 100k from the simulator, two forms a distributor: one reader landed 11-14 % more leads a
+#: second than two).
 FETCH_THREADS = 3
 #: How long the landing waits for a page before it starts another reader (see ``FETCH_THREADS``).
 GROW_AFTER = 0.1
