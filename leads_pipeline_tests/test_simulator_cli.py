@@ -18,10 +18,12 @@ from leads_pipeline.commands.simulator import simulator
 LAUNCH = "from leads_pipeline.commands.simulator import simulator; simulator(prog_name='simulator')"
 
 
-def _serve(*args: str, preexec_fn=None) -> tuple[subprocess.Popen, str]:
-    # -X faulthandler: a process that does not stop can be made to print where each of its threads is (SIGABRT).
-    proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-c", LAUNCH, "serve", "--port", "0", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=preexec_fn)
+def _serve(*args: str, signal_state: str = "") -> tuple[subprocess.Popen, str]:
+    """``signal_state``: Python run before the command, as if the process had inherited that state (no preexec_fn:
+    it is not safe in a parent with threads). -X faulthandler: a process that does not stop can be made to print where
+    each of its threads is (SIGABRT)."""
+    proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-c", f"{signal_state}\n{LAUNCH}", "serve",
+                             "--port", "0", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     first = proc.stdout.readline()
     match = re.search(r"http://127\.0\.0\.1:\d+", first)
     assert match, first
@@ -64,19 +66,14 @@ def test_serve_prints_no_secret_and_stops(tmp_path):
     assert "Simulator stopped." in out
 
 
-def _block_sigint() -> None:
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-
-
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-@pytest.mark.parametrize("inherited", [_block_sigint, _ignore_sigint], ids=["sigint-blocked", "sigint-ignored"])
+@pytest.mark.parametrize("inherited", [
+    "import signal; signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})",
+    "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN)",
+], ids=["sigint-blocked", "sigint-ignored"])
 def test_serve_stops_on_ctrl_c_whatever_signal_state_it_inherits(inherited):
     """A process started from a script's background job (``serve &``: SIGINT ignored) or from a parent that blocks
     SIGINT in the starting thread inherits that state; Ctrl-C / ``kill -INT`` must still stop the simulator cleanly."""
-    proc, base_url = _serve("--arrival-rate", "600", preexec_fn=inherited)
+    proc, base_url = _serve("--arrival-rate", "600", signal_state=inherited)
     try:
         assert requests.get(f"{base_url}/__simulator/manifest", timeout=10).status_code == 200
     finally:
