@@ -166,6 +166,7 @@ def test_local_instance_builds_on_sqlite(tmp_path):
 
     with dg.DagsterInstance.from_config(str(_home_with(tmp_path, LOCAL_INSTANCE_YAML))) as instance:
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
+        assert instance.run_coordinator.dequeue_interval_seconds == 1  # a queued run starts within a second
         assert instance.run_retries_enabled
         assert not instance.telemetry_enabled
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
