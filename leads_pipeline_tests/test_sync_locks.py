@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 
 import pytest
 import requests
@@ -95,9 +96,13 @@ def test_a_throttle_wait_leaves_the_warehouse_to_readers_and_the_webhook_receive
     syncing.start()
     assert throttled.wait(30), "the sync never reached the throttled page"
 
-    # Another thread of this process reads the warehouse.
-    with wh.transaction(read_only=True) as conn:
-        during = conn.scalar("SELECT count(*) FROM leads")
+    # Another thread of this process reads the warehouse. The first page was queued before the second was asked for
+    # and may still be landing: read until it shows (each read its own transaction), all inside the ~10 s window.
+    deadline, during = time.monotonic() + 6, 0
+    while during < 3 and time.monotonic() < deadline:
+        with wh.transaction(read_only=True) as conn:
+            during = conn.scalar("SELECT count(*) FROM leads")
+        time.sleep(0 if during >= 3 else 0.05)
     read_in_window = not retried.is_set()
     # The webhook receiver stores a signed delivery and answers 200 (Meta gives up after a few seconds).
     body = leadgen_body([{"leadgen_id": "900000000000099", "page_id": PAGE, "form_id": FORM,
