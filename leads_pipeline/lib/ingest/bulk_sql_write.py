@@ -28,7 +28,7 @@ from typing import Any
 from leads_pipeline.lib.ingest import codec
 from leads_pipeline.lib.ingest.store import store_parsed
 from leads_pipeline.lib.warehouse import locking
-from leads_pipeline.lib.warehouse.connection import Conn
+from leads_pipeline.lib.warehouse.connection import duckdb_transaction
 from leads_pipeline.lib.warehouse.dialect import Dialect
 from leads_pipeline.lib.warehouse.files import tighten
 
@@ -67,7 +67,7 @@ def write_all(wh: Any, work: Any, prepared: Any, distributor: str, sync_id: str,
     work.execute(f"SET checkpoint_threshold = '{CHECKPOINT_EVERY}'")
     if lo is not None:
         now = codec.now()
-        conn = Conn(work, Dialect("duckdb"))
+        dialect = Dialect("duckdb")
         chunks = iter(range(lo, hi + 1, CHUNK_LEADS))
         start = next(chunks, None)
         waiting = False
@@ -75,18 +75,9 @@ def write_all(wh: Any, work: Any, prepared: Any, distributor: str, sync_id: str,
             with _attached(wh, work, totals) as held:
                 until = held + MAX_HOLD_SECONDS
                 while start is not None:
-                    work.execute("BEGIN TRANSACTION")
-                    try:
+                    with duckdb_transaction(work, dialect) as conn:
                         _store_chunk(conn, (start, start + CHUNK_LEADS), distributor, sync_id, now, totals, rest)
-                    except BaseException:
-                        work.execute("ROLLBACK")
-                        raise
-                    finally:
-                        for name in conn._views:
-                            work.unregister(name)
-                        conn._views.clear()
-                    c = time.perf_counter()
-                    work.execute("COMMIT")
+                        c = time.perf_counter()
                     _tick(totals, "commit_s", c)
                     start = next(chunks, None)
                     waiting = locking.waited_for(wh.path)

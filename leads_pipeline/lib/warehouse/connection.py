@@ -39,7 +39,7 @@ from .files import tighten, warn_if_readable
 from .placeholders import numbered
 from .staging import arrow_table, arrow_type, duck_type, pg_rows, pg_type
 
-__all__ = ["Conn", "Dialect", "Warehouse", "WarehouseBusy", "WarehouseError", "connect"]
+__all__ = ["Conn", "Dialect", "Warehouse", "WarehouseBusy", "WarehouseError", "connect", "duckdb_transaction"]
 
 # Kept for callers of the earlier private names.
 _arrow_type = arrow_type
@@ -262,11 +262,12 @@ class Warehouse:
         shared = getattr(self._local(), "session", None)
         if self.backend == "duckdb":
             if shared is not None:  # a session keeps the file open: its WAL may stay between transactions
-                yield from _duckdb_transaction(shared, self.dialect)
+                with duckdb_transaction(shared, self.dialect) as conn:
+                    yield conn
                 tighten(self._wal_path())
                 return
-            with self._duckdb_connection(read_only=read_only) as raw:
-                yield from _duckdb_transaction(raw, self.dialect)
+            with self._duckdb_connection(read_only=read_only) as raw, duckdb_transaction(raw, self.dialect) as conn:
+                yield conn
             return
         if shared is not None:
             yield from _pg_transaction(shared, self.dialect, read_only)
@@ -349,7 +350,11 @@ class Warehouse:
         return apply_migrations(self)
 
 
-def _duckdb_transaction(raw: Any, dialect: Dialect) -> Iterator[Conn]:
+@contextmanager
+def duckdb_transaction(raw: Any, dialect: Dialect) -> Iterator[Conn]:
+    """One transaction on an open DuckDB connection ``raw``: committed when the block ends, rolled back if it raises;
+    the Arrow batches staged in place (``Conn.stage(copy=False)``) are let go with it. :meth:`Warehouse.transaction`
+    uses it, and so does the bulk import on its own connection with the warehouse attached."""
     raw.execute("BEGIN TRANSACTION")
     conn = Conn(raw, dialect)
     try:
