@@ -144,16 +144,18 @@ def _read_forms(run: SyncRun, client: GraphClient, forms: Sequence[FormSource], 
 
     producers: list[threading.Thread] = []
 
+    def start_reader() -> None:
+        number = len(producers)
+        producers.append(threading.Thread(target=produce, args=(number,), name=f"sync-{run.key}-fetch-{number}",
+                                          daemon=True))
+        producers[-1].start()
+
     def grow() -> None:
         """Another reader, while forms are left to read and fewer than ``most`` read (the landing waits for Meta)."""
         if len(producers) < most and not todo.empty() and not stop.is_set() and not halt.is_set():
-            producer = threading.Thread(target=produce, args=(len(producers),), daemon=True,
-                                        name=f"sync-{run.key}-fetch-{len(producers)}")
-            producers.append(producer)
-            producer.start()
+            start_reader()
 
-    producers.append(threading.Thread(target=produce, args=(0,), name=f"sync-{run.key}-fetch-0", daemon=True))
-    producers[0].start()
+    start_reader()
     fetched_by_form: dict[str, int] = {}
     ended, waiting = 0, False  # waiting: let go because someone waits (their turn before the next hold)
     try:

@@ -270,10 +270,11 @@ class Warehouse:
                 yield conn
             return
         if shared is not None:
-            yield from _pg_transaction(shared, self.dialect, read_only)
+            with _pg_transaction(shared, self.dialect, read_only) as conn:
+                yield conn
             return
-        with self._pg_connection() as raw:
-            yield from _pg_transaction(raw, self.dialect, read_only)
+        with self._pg_connection() as raw, _pg_transaction(raw, self.dialect, read_only) as conn:
+            yield conn
 
     @contextmanager
     def reading(self) -> Iterator[Conn]:
@@ -369,7 +370,9 @@ def duckdb_transaction(raw: Any, dialect: Dialect) -> Iterator[Conn]:
             raw.unregister(name)
 
 
+@contextmanager
 def _pg_transaction(raw: Any, dialect: Dialect, read_only: bool) -> Iterator[Conn]:
+    """One transaction on a psycopg connection: committed when the block ends, rolled back if it raises."""
     if read_only:
         raw.execute("SET TRANSACTION READ ONLY")
     try:
