@@ -352,10 +352,13 @@ def test_leads_out_of_metas_reach_are_named_on_a_forms_first_sync_and_by_test_co
     assert {"leads_count", "expired_leads_count"} <= set(asked)
 
 
-def test_pages_parsed_before_the_landing_store_what_landing_the_leads_as_received_stores(tmp_path, monkeypatch):
+@pytest.mark.parametrize("shared", [True, False], ids=["a-lead-on-two-pages", "no-lead-on-two-pages"])
+def test_pages_parsed_before_the_landing_store_what_landing_the_leads_as_received_stores(tmp_path, monkeypatch,
+                                                                                          shared):
     """A sync keys and parses its pages in the fetch threads (``prepare_page``, the pages of one form merged): the
     same raw rows, leads, rejects and cursor as landing the pages' leads as received — a lead on two pages kept
-    once, a malformed one rejected, one landed before left alone."""
+    once (the first), a malformed one rejected, one landed before left alone; pages that share no lead are merged
+    without copying their rows, and every one of them lands."""
     from leads_pipeline.lib.warehouse import Warehouse
     from leads_pipeline_tests.conftest import premigrated
 
@@ -364,7 +367,8 @@ def test_pages_parsed_before_the_landing_store_what_landing_the_leads_as_receive
     wh, other = (Warehouse(premigrated(f"duckdb:///{tmp_path / name}.duckdb")) for name in ("ahead", "as-received"))
     bad = {"id": "not-a-number", "created_time": "2026-06-01T12:00:00+0000", "field_data": None}
     later_copy = {**lead(2), "ad_name": "a later copy of lead 2"}  # the first occurrence is the one landed
-    first, second = [lead(1), lead(2), bad, lead(2)], [lead(3), later_copy, lead(4)]
+    first = [lead(1), lead(2), bad, lead(2)]
+    second = [lead(3), later_copy, lead(4)] if shared else [lead(3), lead(5), lead(4)]
     dumps = []
     for target, ahead in ((wh, True), (other, False)):
         d = distributors.add(target, "Alpha", PAGE_TOKENS[PAGE], page_ids=[PAGE])
@@ -375,7 +379,7 @@ def test_pages_parsed_before_the_landing_store_what_landing_the_leads_as_receive
             done = landing.land_page(target, leads=prepared.leads, prepared=prepared, cursor=1780000000, **kw)
         else:
             done = landing.land_page(target, leads=first + second, cursor=1780000000, **kw)
-        assert (done.landed, done.stored, done.rejected) == (4, 3, 1)
+        assert (done.landed, done.stored, done.rejected) == ((4, 3, 1) if shared else (5, 4, 1))
         with target.transaction(read_only=True) as conn:
             dumps.append([conn.query(sql) for sql in (
                 "SELECT * EXCLUDE (first_seen_at, updated_at) FROM leads ORDER BY meta_lead_id",

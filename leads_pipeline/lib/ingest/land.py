@@ -126,6 +126,22 @@ def merge_prepared(pages: Sequence[PreparedPage]) -> PreparedPage:
     :func:`land_page` of the pages' leads together keeps it)."""
     if len(pages) == 1:
         return pages[0]
+    by_key: dict[str, Any] = {}
+    for page in pages:
+        by_key.update(page.by_key)
+    if len(by_key) == sum(len(page.staged) for page in pages):
+        # No lead in two of the pages (the usual case): their rows as they are, without a copy of each (the landing
+        # thread merges while it holds the warehouse; ``ord`` only orders a page's rows and is not read by SQL).
+        parsed: dict[str, tuple[bool, list]] = {}
+        for page in pages:
+            parsed.update(page.parsed)
+        return PreparedPage([lead for page in pages for lead in page.leads],
+                            [row for page in pages for row in page.staged], by_key, parsed)
+    return _merge_dropping_repeats(pages)
+
+
+def _merge_dropping_repeats(pages: Sequence[PreparedPage]) -> PreparedPage:
+    """:func:`merge_prepared` of pages that share a lead: the first occurrence of each key, renumbered."""
     leads: list = []
     staged: list[list] = []
     by_key: dict[str, Any] = {}
