@@ -90,3 +90,36 @@ def test_every_command_is_reachable_from_the_cli():
                     and value.callback.__module__ == module.__name__ and id(value) not in reachable):
                 missing.append(f"{info.name}.{value.name}")
     assert not missing, f"commands not registered in leads_pipeline/cli.py COMMANDS: {missing}"
+
+
+_SYNC_PROBE = """
+import json, os, sys
+import requests
+from leads_pipeline.lib.distributors import registry
+from leads_pipeline.lib.ingest import sync
+from leads_pipeline.lib.warehouse import Warehouse
+manifest = requests.get(os.environ["LEADS_GRAPH_BASE_URL"] + "/__simulator/manifest", timeout=30).json()
+wh = Warehouse(os.environ["LEADS_WAREHOUSE_URL"])
+wh.migrate()
+page = manifest["pages"][0]
+key = registry.add(wh, page["name"], page["access_token"], page_ids=[page["id"]], region=page["default_region"]).key
+result = sync.sync_distributor(wh, key, trigger="test")
+print(json.dumps({"stored": result.stored, "rejected": result.rejected, "success": result.success,
+                  "pandas": "pandas" in sys.modules}))
+"""
+
+
+def test_a_sync_stores_its_leads_without_importing_pandas(tmp_path, simulator):
+    """A sync process (the CLI's, a webhook service's, a Dagster run's) stages its rows in DuckDB without pandas:
+    pyarrow imported it on its first conversion of Python rows, 0.3 s once per process (issue #14, P6/P7)."""
+    import os
+
+    from leads_pipeline.lib.security import generate_key
+
+    env = {**os.environ, "LEADS_GRAPH_BASE_URL": simulator.base_url, "LEADS_SECRET_KEY": generate_key(),
+           "LEADS_DATA_DIR": str(tmp_path), "LEADS_WAREHOUSE_URL": f"duckdb:///{tmp_path / 'w.duckdb'}"}
+    proc = subprocess.run([sys.executable, "-c", _SYNC_PROBE], capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["success"] and seen["stored"] > 50 and seen["rejected"] > 0, seen
+    assert seen["pandas"] is False, seen

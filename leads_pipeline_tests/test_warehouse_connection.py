@@ -47,6 +47,39 @@ def test_stage_then_set_based_upsert_and_json_as_text(warehouse):
     assert rows[0]["created_at"] == now
 
 
+
+@pytest.mark.parametrize("given", ["rows", "columns"])
+def test_python_batches_keep_their_values_on_both_backends(warehouse, given):
+    """Python values staged as they come from the code: text (in column data also as UTF-8 ``bytes``, mixed with
+    strings in one column), JSON text, non-ASCII and emoji, timestamps with a zone and a column of them without one
+    (UTC), booleans, big integers, a column with no value at all, and an empty batch (DuckDB scans them as NumPy
+    object columns, PostgreSQL copies)."""
+    cols = {"n": "BIGINT", "t": "TEXT", "j": "JSON", "aware": "TIMESTAMPTZ", "naive": "TIMESTAMPTZ", "ok": "BOOLEAN",
+            "none": "TEXT"}
+    utc = dt.timezone.utc
+    noon = dt.datetime(2026, 6, 1, 12, 0, tzinfo=utc)
+    rows = [(2**62, "ğüş 😀", '{"a": [1, "ç"]}', noon, dt.datetime(2026, 6, 1, 12, 0), True, None),
+            (None, "text €", '{"b": null}', noon.astimezone(dt.timezone(dt.timedelta(hours=3))), None, False, None),
+            (-1, None, None, None, None, None, None)]
+    if given == "rows":
+        batch: dict = {"rows": rows}
+    else:  # column data may hold text as UTF-8 bytes, among strings
+        data = {c: [r[i] for r in rows] for i, c in enumerate(cols)}
+        data["j"][0], data["t"][1] = data["j"][0].encode(), data["t"][1].encode()
+        batch = {"data": data}
+    with warehouse.transaction() as conn:
+        conn.stage("batch", cols, **batch)
+        got = conn.query("SELECT n, t, CAST(j AS TEXT) AS j, aware, naive, ok, none FROM batch ORDER BY n NULLS LAST")
+        conn.stage("batch", cols, [])
+        assert conn.scalar("SELECT count(*) FROM batch") == 0
+    assert [r["n"] for r in got] == [-1, 2**62, None]
+    assert [r["t"] for r in got] == [None, "ğüş 😀", "text €"]
+    assert [json.loads(r["j"]) if r["j"] else None for r in got] == [None, {"a": [1, "ç"]}, {"b": None}]
+    assert [r["aware"] for r in got] == [None, noon, noon]
+    assert [r["naive"] for r in got] == [None, noon, None]  # a time without a zone is UTC
+    assert [r["ok"] for r in got] == [None, True, False]
+    assert [r["none"] for r in got] == [None, None, None]
+
 def test_failed_transaction_rolls_back(warehouse):
     with pytest.raises(RuntimeError):
         with warehouse.transaction() as conn:

@@ -37,7 +37,16 @@ from .dialect import Dialect
 from .errors import WarehouseBusy, WarehouseError
 from .files import tighten, warn_if_readable
 from .placeholders import numbered
-from .staging import arrow_table, arrow_type, duck_type, pg_rows, pg_type
+from .staging import (
+    TEXT_TYPES,
+    arrow_type,
+    duck_cast,
+    duck_type,
+    object_columns,
+    pg_rows,
+    pg_type,
+    text_column,
+)
 
 __all__ = ["Conn", "Dialect", "Warehouse", "WarehouseBusy", "WarehouseError", "connect", "duckdb_transaction"]
 
@@ -133,28 +142,32 @@ class Conn:
         ``columns`` maps column name → SQL type (``TEXT``, ``BIGINT``, ``BOOLEAN``, ``TIMESTAMPTZ``, ``JSON``). The
         batch is either ``rows`` (sequences in ``columns`` order) or ``data``: a ``pyarrow.Table`` or a mapping of
         column name → list of values (column-major, no transposition). JSON values are passed as strings (or UTF-8
-        ``bytes`` in column data). DuckDB stages through Arrow (no per-row inserts); PostgreSQL through ``COPY``.
-        The table replaces any earlier one of the same name in this transaction.
+        ``bytes`` in column data). DuckDB scans the batch where it is (Arrow, or the Python values as NumPy object
+        columns: no per-row inserts, no pandas); PostgreSQL receives it through ``COPY``. The table replaces any
+        earlier one of the same name in this transaction.
 
-        ``copy=False`` (a batch that is only read, never updated): DuckDB queries the Arrow data in place for the
-        rest of the transaction instead of copying it into a temporary table; the Arrow types must then be those of
-        ``columns`` already. PostgreSQL always copies.
+        ``copy=False`` (a batch that is only read, never updated): DuckDB queries an Arrow table in place for the
+        rest of the transaction instead of copying it into a temporary table; its Arrow types must then be those of
+        ``columns`` already. Python rows are always copied (their types are set by the copy), as is everything on
+        PostgreSQL.
         """
         names = list(columns)
         if self.backend == "duckdb":
-            with gc_paused():  # a batch is many small objects: no cyclic collection passes while converting it
-                table = arrow_table(columns, rows, data)
-            if not copy:
-                self.raw.execute(f"DROP TABLE IF EXISTS temp.main.{name}")  # a temporary table would shadow it
-                self.raw.register(name, table)
-                if name not in self._views:
-                    self._views.append(name)
+            if data is not None and hasattr(data, "column_names"):
+                table = data.select(names)
+                if not copy:
+                    self.raw.execute(f"DROP TABLE IF EXISTS temp.main.{name}")  # a temporary table would shadow it
+                    self.raw.register(name, table)
+                    if name not in self._views:
+                        self._views.append(name)
+                    return
+                view = f"__stage_{name}"
+                self.raw.register(view, table)
+                casts = ", ".join(f'CAST("{c}" AS {duck_type(columns[c])}) AS "{c}"' for c in names)
+                self.raw.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {casts} FROM {view}")
+                self.raw.unregister(view)
                 return
-            view = f"__stage_{name}"
-            self.raw.register(view, table)
-            casts = ", ".join(f'CAST("{c}" AS {duck_type(columns[c])}) AS "{c}"' for c in names)
-            self.raw.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {casts} FROM {view}")
-            self.raw.unregister(view)
+            self._stage_objects(name, columns, rows, data)
             return
         cols_sql = ", ".join(f'"{c}" {pg_type(columns[c])}' for c in names)
         with self.raw.cursor() as cur:
@@ -164,6 +177,35 @@ class Conn:
                     gc_paused():
                 for row in pg_rows(names, rows, data):
                     copy.write_row(row)
+
+    def _stage_objects(self, name: str, columns: Mapping[str, str], rows: Sequence[Sequence[Any]] | None,
+                       data: Mapping[str, Sequence[Any]] | None) -> None:
+        """DuckDB: Python rows into the temporary table ``name``, scanned as NumPy object columns and cast to the
+        staged types (what DuckDB made of each column decides the cast; bytes in a text column are UTF-8 text)."""
+        if name in self._views:  # an Arrow batch of this name queried in place earlier in this transaction
+            self.raw.unregister(name)
+            self._views.remove(name)
+        with gc_paused():  # a batch is many small objects: no cyclic collection passes while converting it
+            arrays = object_columns(columns, rows, data)
+        if not arrays or not len(next(iter(arrays.values()))):
+            cols_sql = ", ".join(f'"{c}" {duck_type(t)}' for c, t in columns.items())
+            self.raw.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({cols_sql})")
+            return
+        view = f"__stage_{name}"
+        self.raw.register(view, arrays)
+        try:
+            scanned = {r[0]: r[1] for r in self.raw.execute(f"DESCRIBE SELECT * FROM {view}").fetchall()}
+            blobs = [c for c, t in columns.items() if scanned[c] == "BLOB" and duck_type(t).upper() in TEXT_TYPES]
+            if blobs:  # bytes among a text column's values (UTF-8 JSON in column data): decoded
+                self.raw.unregister(view)
+                for c in blobs:
+                    arrays[c] = text_column(arrays[c])
+                    scanned[c] = "VARCHAR"
+                self.raw.register(view, arrays)
+            casts = ", ".join(f'{duck_cast(c, t, scanned[c])} AS "{c}"' for c, t in columns.items())
+            self.raw.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {casts} FROM {view}")
+        finally:
+            self.raw.unregister(view)
 
 
 class Warehouse:
