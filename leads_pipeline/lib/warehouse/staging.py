@@ -15,6 +15,9 @@ from typing import Any
 __all__ = ["arrow_type", "duck_cast", "duck_type", "object_columns", "pg_rows", "pg_type",
            "text_column", "TEXT_TYPES"]
 
+#: Staged types whose values are text (where ``bytes`` are UTF-8, see :func:`text_column`).
+TEXT_TYPES = ("TEXT", "JSON", "VARCHAR")
+
 
 def pg_rows(names: list[str], rows: Sequence[Sequence[Any]] | None, data: Any) -> Iterator[Sequence[Any]]:
     if data is None:
@@ -60,9 +63,6 @@ def text_column(values: Any) -> Any:
     import numpy as np
 
     return np.fromiter((v.decode() if type(v) is bytes else v for v in values), dtype=object, count=len(values))
-
-
-TEXT_TYPES = ("TEXT", "JSON", "VARCHAR")
 
 
 def duck_type(t: str) -> str:
