@@ -123,3 +123,40 @@ def test_a_sync_stores_its_leads_without_importing_pandas(tmp_path, simulator):
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
     assert seen["success"] and seen["stored"] > 50 and seen["rejected"] > 0, seen
     assert seen["pandas"] is False, seen
+
+
+_STAGE_PROBE = """
+import json, sys
+from leads_pipeline.lib.warehouse import Warehouse
+from leads_pipeline.lib.warehouse.staging import NUMPY_FIRST_BATCHES
+wh = Warehouse(sys.argv[1])
+seen = []
+batches = [([["a", 1]] * 5, True)] * NUMPY_FIRST_BATCHES + [([["b", 2]] * 5, True)]
+if sys.argv[2] == "large-first":
+    batches = [([["c", 3]] * 5000, False)] + batches
+for rows, copy in batches:
+    with wh.transaction() as conn:
+        conn.stage("batch", {"k": "TEXT", "n": "BIGINT"}, rows, copy=copy)
+        assert conn.scalar("SELECT count(*) FROM batch") == len(rows)
+    seen.append("pandas" in sys.modules)
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.parametrize("order", ["small-batches", "large-first"])
+def test_a_process_stages_its_first_small_batches_without_pandas_then_through_arrow(tmp_path, order):
+    """The cost model of ``lib/warehouse/staging``: a process's first small batches are scanned as NumPy columns
+    (no pandas import: a one-page sync stays light); after ``NUMPY_FIRST_BATCHES`` of them, or at the first large
+    batch only read, rows go through Arrow (pyarrow imports pandas then, once), cheaper per batch from there on."""
+    from leads_pipeline.lib.warehouse.staging import NUMPY_FIRST_BATCHES
+    from leads_pipeline_tests.conftest import premigrated
+
+    url = premigrated(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    proc = subprocess.run([sys.executable, "-c", _STAGE_PROBE, url, order], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    if order == "large-first":
+        assert all(seen), seen
+    else:
+        assert seen == [False] * NUMPY_FIRST_BATCHES + [True], seen

@@ -48,12 +48,17 @@ def test_stage_then_set_based_upsert_and_json_as_text(warehouse):
 
 
 
+@pytest.mark.parametrize("kept", ["copied", "read-in-place"])
 @pytest.mark.parametrize("given", ["rows", "columns"])
-def test_python_batches_keep_their_values_on_both_backends(warehouse, given):
+def test_python_batches_keep_their_values_on_both_backends(warehouse, given, kept, monkeypatch):
     """Python values staged as they come from the code: text (in column data also as UTF-8 ``bytes``, mixed with
     strings in one column), JSON text, non-ASCII and emoji, timestamps with a zone and a column of them without one
     (UTC), booleans, big integers, a column with no value at all, and an empty batch (DuckDB scans them as NumPy
-    object columns, PostgreSQL copies)."""
+    object columns or converts them to Arrow; PostgreSQL copies)."""
+    from leads_pipeline.lib.warehouse import connection
+
+    # Copied: scanned as NumPy object columns (a process's first batches); read in place: through Arrow.
+    monkeypatch.setattr(connection, "objects_first", lambda rows, copy: copy)
     cols = {"n": "BIGINT", "t": "TEXT", "j": "JSON", "aware": "TIMESTAMPTZ", "naive": "TIMESTAMPTZ", "ok": "BOOLEAN",
             "none": "TEXT"}
     utc = dt.timezone.utc
@@ -68,7 +73,7 @@ def test_python_batches_keep_their_values_on_both_backends(warehouse, given):
         data["j"][0], data["t"][1] = data["j"][0].encode(), data["t"][1].encode()
         batch = {"data": data}
     with warehouse.transaction() as conn:
-        conn.stage("batch", cols, **batch)
+        conn.stage("batch", cols, **batch, copy=kept == "copied")
         got = conn.query("SELECT n, t, CAST(j AS TEXT) AS j, aware, naive, ok, none FROM batch ORDER BY n NULLS LAST")
         conn.stage("batch", cols, [])
         assert conn.scalar("SELECT count(*) FROM batch") == 0

@@ -39,10 +39,13 @@ from .files import tighten, warn_if_readable
 from .placeholders import numbered
 from .staging import (
     TEXT_TYPES,
+    arrow_table,
     arrow_type,
+    batch_rows,
     duck_cast,
     duck_type,
     object_columns,
+    objects_first,
     pg_rows,
     pg_type,
     text_column,
@@ -142,32 +145,34 @@ class Conn:
         ``columns`` maps column name → SQL type (``TEXT``, ``BIGINT``, ``BOOLEAN``, ``TIMESTAMPTZ``, ``JSON``). The
         batch is either ``rows`` (sequences in ``columns`` order) or ``data``: a ``pyarrow.Table`` or a mapping of
         column name → list of values (column-major, no transposition). JSON values are passed as strings (or UTF-8
-        ``bytes`` in column data). DuckDB scans the batch where it is (Arrow, or the Python values as NumPy object
-        columns: no per-row inserts, no pandas); PostgreSQL receives it through ``COPY``. The table replaces any
-        earlier one of the same name in this transaction.
+        ``bytes`` in column data). DuckDB scans the batch where it is — Arrow, or Python values as NumPy object
+        columns (no per-row inserts; see :mod:`.staging` for which); PostgreSQL receives it through ``COPY``. The
+        table replaces any earlier one of the same name in this transaction.
 
-        ``copy=False`` (a batch that is only read, never updated): DuckDB queries an Arrow table in place for the
-        rest of the transaction instead of copying it into a temporary table; its Arrow types must then be those of
-        ``columns`` already. Python rows are always copied (their types are set by the copy), as is everything on
-        PostgreSQL.
+        ``copy=False`` (a batch that is only read, never updated): DuckDB queries Arrow data in place for the rest
+        of the transaction instead of copying it into a temporary table (a given Arrow table's types must then be
+        those of ``columns`` already; Python rows scanned as NumPy columns are copied). PostgreSQL always copies.
         """
         names = list(columns)
         if self.backend == "duckdb":
-            if data is not None and hasattr(data, "column_names"):
-                table = data.select(names)
-                if not copy:
-                    self.raw.execute(f"DROP TABLE IF EXISTS temp.main.{name}")  # a temporary table would shadow it
-                    self.raw.register(name, table)
-                    if name not in self._views:
-                        self._views.append(name)
+            if data is None or not hasattr(data, "column_names"):  # Python rows (module docstring of .staging)
+                if objects_first(batch_rows(rows, data), copy):
+                    self._stage_objects(name, columns, rows, data)
                     return
-                view = f"__stage_{name}"
-                self.raw.register(view, table)
-                casts = ", ".join(f'CAST("{c}" AS {duck_type(columns[c])}) AS "{c}"' for c in names)
-                self.raw.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {casts} FROM {view}")
-                self.raw.unregister(view)
+                with gc_paused():  # a batch is many small objects: no cyclic collection passes while converting it
+                    data = arrow_table(columns, rows, data)
+            table = data.select(names)
+            if not copy:
+                self.raw.execute(f"DROP TABLE IF EXISTS temp.main.{name}")  # a temporary table would shadow it
+                self.raw.register(name, table)
+                if name not in self._views:
+                    self._views.append(name)
                 return
-            self._stage_objects(name, columns, rows, data)
+            view = f"__stage_{name}"
+            self.raw.register(view, table)
+            casts = ", ".join(f'CAST("{c}" AS {duck_type(columns[c])}) AS "{c}"' for c in names)
+            self.raw.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {casts} FROM {view}")
+            self.raw.unregister(view)
             return
         cols_sql = ", ".join(f'"{c}" {pg_type(columns[c])}' for c in names)
         with self.raw.cursor() as cur:
