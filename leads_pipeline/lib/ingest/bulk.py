@@ -8,7 +8,7 @@ new leads are attributed to the import's run, and a lead id another distributor 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from leads_pipeline.lib.ingest.store import (
 )
 from leads_pipeline.lib.memory import gc_paused
 from leads_pipeline.lib.warehouse import Conn, Warehouse, retry_conflicts
+from leads_pipeline.lib.warehouse.staging import arrow_table
 
 __all__ = ["PreparedBatch", "prepare_batch", "store_batch"]
 
@@ -45,6 +46,7 @@ class PreparedBatch:
 
 
 _BULK_RAW = {"raw_key": "TEXT", "meta_lead_id": "TEXT", "page_id": "TEXT", "form_id": "TEXT", "payload": "TEXT"}
+_LEAD_ROWS = {**LEAD_STAGE, "raw_key": "TEXT"}  # the parsed rows with the raw row they came from
 
 
 def prepare_batch(
@@ -91,8 +93,8 @@ def _prepare(items: Iterable[tuple[Any, Any]], distributor: str, default_region:
     lead_cols["raw_key"] = [keys[i] for i in valid_at]
     reject_cols = dict(zip(REJECT_STAGE, zip(*rejects))) if rejects else {c: () for c in REJECT_STAGE}
     try:
-        tables = [_arrow(raw_cols, _BULK_RAW), _arrow(lead_cols, {**LEAD_STAGE, "raw_key": "TEXT"}),
-                  _arrow(reject_cols, REJECT_STAGE)]
+        tables = [arrow_table(_BULK_RAW, None, raw_cols), arrow_table(_LEAD_ROWS, None, lead_cols),
+                  arrow_table(REJECT_STAGE, None, reject_cols)]
     except (UnicodeError, pa.ArrowException):  # text Arrow cannot hold (an unpaired surrogate): cleaned
         for cols, names in ((raw_cols, ("meta_lead_id", "payload")),
                             (lead_cols, [c for c, t in LEAD_STAGE.items() if t == "TEXT"]),
@@ -101,18 +103,9 @@ def _prepare(items: Iterable[tuple[Any, Any]], distributor: str, default_region:
                 cols[name] = [v if v is None else codec.clean_text(v.decode("utf-8", "replace")
                                                                    if type(v) is bytes else v)
                               for v in cols[name]]
-        tables = [_arrow(raw_cols, _BULK_RAW), _arrow(lead_cols, {**LEAD_STAGE, "raw_key": "TEXT"}),
-                  _arrow(reject_cols, REJECT_STAGE)]
+        tables = [arrow_table(_BULK_RAW, None, raw_cols), arrow_table(_LEAD_ROWS, None, lead_cols),
+                  arrow_table(REJECT_STAGE, None, reject_cols)]
     return PreparedBatch(*tables, read=read)
-
-
-def _arrow(cols: dict[str, Sequence[Any]], types: dict[str, str]):
-    import pyarrow as pa
-
-    from leads_pipeline.lib.warehouse.connection import _arrow_type
-
-    return pa.Table.from_arrays([pa.array(cols[c], type=_arrow_type(t)) for c, t in types.items()],
-                                names=list(types))
 
 
 def store_batch(wh: Warehouse, batch: PreparedBatch, *, distributor: str, sync_id: str) -> ProcessResult:

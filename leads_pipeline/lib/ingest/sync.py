@@ -13,12 +13,13 @@ it; nothing else reads Meta into the warehouse. A run:
 
 **No network I/O under a warehouse lock** (:mod:`.reading`). The pages of the forms are fetched by up to
 ``FETCH_THREADS`` producer threads (a form each at a time, each with its own keep-alive session; a throttle window
-seen by one holds them all; one to begin with, another whenever the landing waits for pages), which also key and parse each page (:func:`~.land.prepare_page`), into a bounded queue; this thread only writes what
-is ready (pages of one form waiting together in one transaction). The warehouse is opened when a page is ready, holds
-the pages that are ready then, and is closed when the queue is empty — so a throttle wait of minutes, a slow answer
-or a retry's backoff never keeps the DuckDB file (or a PostgreSQL transaction) open, and the next page is fetched
-while the last one lands. While pages keep coming it stays open (on DuckDB every close is a checkpoint) as long as
-nobody waits for it: every ``HOLD_SECONDS`` it asks, and lets another process or thread that waits have its turn.
+seen by one holds them all; one to begin with, another whenever the landing waits for pages), which also key and
+parse each page (:func:`~.land.prepare_page`), into a bounded queue; this thread only writes what is ready (pages of
+one form waiting together in one transaction). The warehouse is opened when a page is ready, holds the pages that
+are ready then, and is closed when the queue is empty — so a throttle wait of minutes, a slow answer or a retry's
+backoff never keeps the DuckDB file (or a PostgreSQL transaction) open, and the next page is fetched while the last
+one lands. While pages keep coming it stays open (on DuckDB every close is a checkpoint) as long as nobody waits for
+it: every ``HOLD_SECONDS`` it asks, and lets another process or thread that waits have its turn.
 
 **Failure isolation.** A Page or form that fails is a *failure* (id, Meta's message, what to do) and the rest goes
 on: the run is ``partial``. Throttling and transient errors are retried by the client; only a token error of the

@@ -40,7 +40,6 @@ from .placeholders import numbered
 from .staging import (
     TEXT_TYPES,
     arrow_table,
-    arrow_type,
     batch_rows,
     duck_cast,
     duck_type,
@@ -53,8 +52,6 @@ from .staging import (
 
 __all__ = ["Conn", "Dialect", "Warehouse", "WarehouseBusy", "WarehouseError", "connect", "duckdb_transaction"]
 
-# Kept for callers of the earlier private names.
-_arrow_type = arrow_type
 #: The default longest wait for the DuckDB file; ``LEADS_WAREHOUSE_BUSY_TIMEOUT_SECONDS`` sets it.
 DUCKDB_LOCK_TIMEOUT_SECONDS = locking.DEFAULT_BUSY_TIMEOUT_SECONDS
 
@@ -168,11 +165,9 @@ class Conn:
                 if name not in self._views:
                     self._views.append(name)
                 return
-            view = f"__stage_{name}"
-            self.raw.register(view, table)
-            casts = ", ".join(f'CAST("{c}" AS {duck_type(columns[c])}) AS "{c}"' for c in names)
-            self.raw.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {casts} FROM {view}")
-            self.raw.unregister(view)
+            with self._registered(name, table) as view:
+                casts = ", ".join(f'{duck_cast(c, columns[c], "")} AS "{c}"' for c in names)
+                self.raw.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {casts} FROM {view}")
             return
         cols_sql = ", ".join(f'"{c}" {pg_type(columns[c])}' for c in names)
         with self.raw.cursor() as cur:
@@ -190,25 +185,31 @@ class Conn:
         if name in self._views:  # an Arrow batch of this name queried in place earlier in this transaction
             self.raw.unregister(name)
             self._views.remove(name)
-        with gc_paused():  # a batch is many small objects: no cyclic collection passes while converting it
-            arrays = object_columns(columns, rows, data)
-        if not arrays or not len(next(iter(arrays.values()))):
+        if not batch_rows(rows, data):
             cols_sql = ", ".join(f'"{c}" {duck_type(t)}' for c, t in columns.items())
             self.raw.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({cols_sql})")
             return
-        view = f"__stage_{name}"
-        self.raw.register(view, arrays)
-        try:
+        with gc_paused():  # a batch is many small objects: no cyclic collection passes while converting it
+            arrays = object_columns(columns, rows, data)
+        with self._registered(name, arrays) as view:
             scanned = {r[0]: r[1] for r in self.raw.execute(f"DESCRIBE SELECT * FROM {view}").fetchall()}
             blobs = [c for c, t in columns.items() if scanned[c] == "BLOB" and duck_type(t).upper() in TEXT_TYPES]
-            if blobs:  # bytes among a text column's values (UTF-8 JSON in column data): decoded
-                self.raw.unregister(view)
-                for c in blobs:
-                    arrays[c] = text_column(arrays[c])
-                    scanned[c] = "VARCHAR"
-                self.raw.register(view, arrays)
+            for c in blobs:  # bytes among a text column's values (UTF-8 JSON in column data): decoded
+                arrays[c] = text_column(arrays[c])
+                scanned[c] = "VARCHAR"
+            if blobs:
+                self.raw.register(view, arrays)  # the decoded columns in place of the scanned ones
             casts = ", ".join(f'{duck_cast(c, t, scanned[c])} AS "{c}"' for c, t in columns.items())
             self.raw.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {casts} FROM {view}")
+
+    @contextmanager
+    def _registered(self, name: str, batch: Any) -> Iterator[str]:
+        """DuckDB: ``batch`` (Arrow, or NumPy columns) queryable as ``__stage_<name>`` for the block (a copy is made
+        from it), then let go."""
+        view = f"__stage_{name}"
+        self.raw.register(view, batch)
+        try:
+            yield view
         finally:
             self.raw.unregister(view)
 

@@ -81,12 +81,7 @@ def object_columns(columns: Mapping[str, str], rows: Sequence[Sequence[Any]] | N
     import numpy as np
 
     names = list(columns)
-    if data is not None:
-        cols: list[Sequence[Any]] = [data[c] for c in names]
-    elif rows:
-        cols = list(zip(*rows))  # one C-level transposition
-    else:
-        cols = [()] * len(names)
+    cols = [data[c] for c in names] if data is not None else list(zip(*rows or ()))  # one C-level transposition
     # fromiter, not np.array: a value that is itself a list must stay one value, not become a second dimension.
     return {c: np.fromiter(col, dtype=object, count=len(col)) for c, col in zip(names, cols)}
 
