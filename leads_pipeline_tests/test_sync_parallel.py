@@ -43,12 +43,12 @@ def test_forms_read_in_parallel_land_every_lead_once_and_respect_a_throttle_wind
         # landing, left waiting, starts the other readers (reading.GROW_AFTER): they wait out the window too.
         sim.set_faults(FaultConfig(throttle_at=[6], throttle_seconds=0.75, throttle_regain_minutes=1))
         sim.reset_stats()
-        collector = gc.get_threshold()
+        collector = gc.isenabled()
         result = sync.sync_distributor(warehouse, key, trigger="test", client_factory=factory)
         stats = sim.stats()
 
     assert result.success, result.message
-    assert gc.get_threshold() == collector  # relaxed while the forms were read (lib.memory.gc_relaxed), not after
+    assert gc.isenabled() == collector  # paused while the forms were read (lib.memory.gc_paused), not after
     # Requests already in flight when the first throttled answer came back are throttled too (at most one per
     # reading thread); after it, nothing is sent until the window is waited out, and nobody is throttled twice.
     throttled = sum(v for k, v in stats["faults_injected"].items() if k.startswith("throttle"))

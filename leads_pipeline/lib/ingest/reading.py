@@ -29,7 +29,7 @@ from leads_pipeline.lib.ingest.land import (
 )
 from leads_pipeline.lib.ingest.parse import parse_created_time_unix
 from leads_pipeline.lib.ingest.run_state import SyncRun
-from leads_pipeline.lib.memory import gc_relaxed
+from leads_pipeline.lib.memory import gc_paused
 from leads_pipeline.lib.warehouse import is_write_conflict, locking
 
 
@@ -67,9 +67,9 @@ def read_forms(run: SyncRun, client: GraphClient, forms: Sequence[FormSource], c
     """Fetch in up to ``FETCH_THREADS`` producer threads (one form at a time each; more started while the landing
     waits for pages), land here (module docstring).
     The producers also key and parse each page (:func:`~.land.prepare_page`, with the forms' ``locales``): the
-    landing, which holds the warehouse, only writes. Garbage is collected less often meanwhile
-    (:func:`~leads_pipeline.lib.memory.gc_relaxed`)."""
-    with gc_relaxed():
+    landing, which holds the warehouse, only writes. No automatic garbage collection meanwhile
+    (:func:`~leads_pipeline.lib.memory.gc_paused`)."""
+    with gc_paused():
         _read_forms(run, client, forms, cursors, lookback, locales)
 
 
