@@ -105,7 +105,9 @@ def _table_state(wh: Warehouse) -> dict:
 def test_sync_killed_at_random_points_then_rerun_equals_an_uninterrupted_sync(monkeypatch, simulator_factory, tmp_path):
     """kill -9 of `leads-pipeline sync` anywhere (mid-page, mid-transaction), then a re-run: identical tables."""
     scenario = Scenario(seed=21, pages=1, forms_per_page=2, leads_per_form=120, extra_leads=0, malformed_rate=0.05)
-    sim = simulator_factory(scenario, faults=FaultConfig(slow_rate=1.0, slow_seconds=0.03))
+    # Every answer takes 0.15 s, so that the 24 pages of 10 outlast the first kills even on a fast machine (at 0.03 s
+    # a quick machine finished the whole sync before the second kill); a slower machine only gets more kills in.
+    sim = simulator_factory(scenario, faults=FaultConfig(slow_rate=1.0, slow_seconds=0.15))
     clean = make_sandbox(monkeypatch, sim, f"duckdb:///{tmp_path / 'clean.duckdb'}")
     assert sync.sync_distributor(clean.wh, clean.keys[0]).success
     expected = _table_state(clean.wh)
