@@ -106,13 +106,13 @@ def throttling() -> dict:
         def factory(token: str) -> GraphClient:
             client = GraphClient(token, base_url=s.graph_base_url, api_version=s.graph_api_version,
                                  page_limit=100, sleep=sleep)
-            original = client._session.request
+            original = client._pool.request
 
             def request(*args, **kwargs):
                 stamps.append(time.monotonic())
                 return original(*args, **kwargs)
 
-            client._session.request = request
+            client._pool.request = request
             return client
 
         sim.set_faults(FaultConfig(throttle_at=[3], throttle_seconds=window, throttle_regain_minutes=1))
