@@ -3,8 +3,10 @@ forms, debug_token, webhook subscription."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import hmac
+import json
 
 import pytest
 
@@ -197,3 +199,24 @@ def test_no_proxy_sends_the_graph_host_direct(graph, make_client, monkeypatch):
     graph.script("GET", "/v25.0/900000000000001", ok(sample("lead_single__meta_retrieving_doc")))
     assert make_client(max_retries=0).get_lead("900000000000001")["id"]
     assert len(graph.requests) == 1
+
+
+def test_pages_are_asked_for_compressed_and_read_when_they_come_so(graph, make_client):
+    """Meta gzips a page of 100 leads from ~80 KB to ~10 KB for a client that accepts it: the client asks, and reads
+    the compressed answer as the page."""
+    page = with_next(sample("leads_page_full__constructed"), None)
+    graph.script("GET", "/v25.0/333333333333331/leads",
+                 ok(gzip.compress(json.dumps(page).encode()), headers={"Content-Encoding": "gzip"}))
+    pages = list(make_client().iter_lead_pages("333333333333331"))
+    assert "gzip" in graph.requests[0].headers["accept-encoding"]
+    assert [lead["id"] for lead in pages[0].leads] == [lead["id"] for lead in page["data"]]
+
+
+def test_an_answer_whose_compression_is_broken_is_asked_for_again(graph, make_client):
+    """A proxy that mangles a gzipped body is a passing fault: the request is retried, not the sync failed."""
+    page = with_next(sample("leads_page_full__constructed"), None)
+    graph.script("GET", "/v25.0/333333333333331/leads",
+                 ok(b"\x1f\x8b\x08\x00 not gzip at all", headers={"Content-Encoding": "gzip"}), ok(page))
+    pages = list(make_client().iter_lead_pages("333333333333331"))
+    assert graph.count == 2
+    assert len(pages[0].leads) == len(page["data"])
