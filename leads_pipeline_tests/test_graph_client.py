@@ -15,6 +15,7 @@ from leads_pipeline_tests.graph_fixtures import (  # noqa: F401
     APP_SECRET,
     TOKEN,
     FakeGraph,
+    Reply,
     graph,
     make_client,
     ok,
@@ -220,3 +221,22 @@ def test_an_answer_whose_compression_is_broken_is_asked_for_again(graph, make_cl
     pages = list(make_client().iter_lead_pages("333333333333331"))
     assert graph.count == 2
     assert len(pages[0].leads) == len(page["data"])
+
+
+def test_one_client_used_by_several_threads_at_once_keeps_its_connections(graph, make_client, caplog):
+    """A client shared by threads (a sync's first reader and its discovery, a service) opens a connection per request
+    in flight; they all go back to its pool instead of being dropped with a warning each."""
+    import threading
+
+    for _ in range(4):
+        graph.script("GET", "/v25.0/900000000000001",
+                     Reply(body=sample("lead_single__meta_retrieving_doc"), action="hang", delay=0.3))
+    client = make_client()
+    with caplog.at_level("WARNING", logger="urllib3"):
+        threads = [threading.Thread(target=client.get_lead, args=("900000000000001",)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+    assert graph.count == 4
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]

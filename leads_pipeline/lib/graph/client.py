@@ -152,12 +152,14 @@ def _new_pool(base_url: str) -> urllib3.PoolManager:
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
     tls: dict[str, Any] = {"cert_reqs": "CERT_REQUIRED"}
     tls["ca_cert_dir" if os.path.isdir(bundle) else "ca_certs"] = bundle
+    # Up to 10 connections kept per host, as requests kept: a client used by several threads at once keeps them all.
+    pools: dict[str, Any] = {"num_pools": 2, "maxsize": 10, **tls}
     proxy = select_proxy(base_url, get_environ_proxies(base_url))
     if not proxy:
-        return urllib3.PoolManager(num_pools=2, **tls)
+        return urllib3.PoolManager(**pools)
     user, password = get_auth_from_url(proxy)
     headers = urllib3.make_headers(proxy_basic_auth=f"{user}:{password}") if user else None
-    return urllib3.ProxyManager(proxy, num_pools=2, proxy_headers=headers, **tls)
+    return urllib3.ProxyManager(proxy, proxy_headers=headers, **pools)
 
 
 class GraphClient:
