@@ -240,3 +240,68 @@ def test_one_client_used_by_several_threads_at_once_keeps_its_connections(graph,
             t.join(10)
     assert graph.count == 4
     assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
+
+
+@pytest.fixture
+def tls_graph(tmp_path):
+    """The fake Graph API behind TLS on loopback, with a self-signed certificate for ``localhost``; yields
+    ``(server, base_url, certificate_path)``."""
+    import datetime
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                         content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                         key_agreement=False, encipher_only=False, decipher_only=False),
+                           critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "graph.pem", tmp_path / "graph.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    server = FakeGraph()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    server._server.socket = context.wrap_socket(server._server.socket, server_side=True)
+    server.start()
+    yield server, f"https://localhost:{server._server.server_address[1]}", cert_path
+    server.stop()
+
+
+def test_a_certificate_nobody_vouches_for_is_refused_at_once(tls_graph, make_client, monkeypatch):
+    """TLS is verified against certifi's bundle (as requests did): a self-signed certificate fails the call with a
+    TLS error, without retries — a certificate problem does not fix itself."""
+    server, base_url, _ = tls_graph
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    client = make_client(base_url=base_url)
+    with pytest.raises(GraphError, match="TLS error"):
+        client.get_lead("900000000000001")
+    assert client.request_count == 1 and server.count == 0
+
+
+def test_a_ca_bundle_from_the_environment_is_trusted(tls_graph, make_client, monkeypatch):
+    """Behind a TLS-inspecting proxy or with a private CA, ``REQUESTS_CA_BUNDLE`` names the certificates to trust
+    (read when the client is made)."""
+    server, base_url, cert_path = tls_graph
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert_path))
+    server.script("GET", "/v25.0/900000000000001", ok(sample("lead_single__meta_retrieving_doc")))
+    assert make_client(base_url=base_url).get_lead("900000000000001")["id"]
+    assert server.count == 1
