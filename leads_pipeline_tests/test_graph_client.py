@@ -194,6 +194,22 @@ def test_an_http_proxy_from_the_environment_carries_every_request(graph, make_cl
         "http://graph.facebook.test/v25.0/900000000000001"] * 2
 
 
+def test_a_proxy_user_and_password_from_the_environment_are_sent_to_the_proxy(graph, make_client, monkeypatch):
+    """``HTTP_PROXY=http://user:password@proxy:port`` (the password percent-encoded): the proxy gets them as
+    ``Proxy-Authorization: Basic …``, and Meta never sees them."""
+    import base64
+
+    port = graph.url.rsplit(":", 1)[1]
+    monkeypatch.setenv("HTTP_PROXY", f"http://corp%5Cuser:p%40ss@127.0.0.1:{port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    graph.script("GET", "/v25.0/900000000000001", ok(sample("lead_single__meta_retrieving_doc")))
+    assert make_client(base_url="http://graph.facebook.test").get_lead("900000000000001")["id"]
+    sent = graph.requests[0].headers
+    assert sent["proxy-authorization"] == "Basic " + base64.b64encode(b"corp\\user:p@ss").decode()
+    assert sent["authorization"] == f"Bearer {TOKEN}"
+
+
 def test_no_proxy_sends_the_graph_host_direct(graph, make_client, monkeypatch):
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there: a proxied request would fail
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
