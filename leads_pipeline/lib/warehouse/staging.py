@@ -2,7 +2,7 @@
 columns; PostgreSQL receives ``COPY`` rows.
 
 Why two ways for Python rows on DuckDB: pyarrow imports pandas the first time it converts a Python list (0.3 s once
-per process; a process that syncs one page took 3.3 s with it, 2.6 s without), while DuckDB scans NumPy object
+per process; a fresh process that syncs one page took 2.98 s with it, 2.45 s without), while DuckDB scans NumPy object
 columns without pandas. Per batch, though, Arrow is cheaper: a few milliseconds less for a small batch (DuckDB
 analyses every object column), 12 µs a lead instead of 20 for 5,000 ``leads`` rows queried in place. So a process's
 first Python batches are scanned as NumPy columns (:data:`NUMPY_FIRST_BATCHES`: a one-page sync, a CLI command, a
@@ -18,9 +18,8 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-__all__ = ["ARROW_IN_PLACE_ROWS", "NUMPY_FIRST_BATCHES", "arrow_table", "arrow_type", "batch_rows", "duck_cast",
-           "duck_type", "object_columns", "objects_first", "pg_rows", "pg_type",
-           "text_column", "TEXT_TYPES"]
+__all__ = ["ARROW_IN_PLACE_ROWS", "NUMPY_FIRST_BATCHES", "TEXT_TYPES", "arrow_table", "arrow_type", "batch_rows",
+           "duck_cast", "duck_type", "object_columns", "objects_first", "pg_rows", "pg_type", "text_column"]
 
 #: Python batches of at least this many rows that are only read (``Conn.stage(copy=False)``) go through Arrow,
 #: queried in place (module docstring).
@@ -51,7 +50,7 @@ def pg_rows(names: list[str], rows: Sequence[Sequence[Any]] | None, data: Any) -
     if hasattr(data, "column_names"):  # a pyarrow.Table
         cols = [data.column(c).to_pylist() for c in names]
     else:
-        cols = [data[c] for c in names]
+        cols = _columns(names, None, data)
     for row in zip(*cols):
         yield [v.decode() if type(v) is bytes else v for v in row]
 
@@ -62,9 +61,17 @@ def arrow_table(columns: Mapping[str, str], rows: Sequence[Sequence[Any]] | None
     import pyarrow as pa
 
     names = list(columns)
-    cols = [data[c] for c in names] if data is not None else list(zip(*rows)) if rows else [()] * len(names)
-    arrays = [pa.array(col, type=arrow_type(columns[c])) for col, c in zip(cols, names)]
+    arrays = [pa.array(col, type=arrow_type(columns[c])) for col, c in zip(_columns(names, rows, data), names)]
     return pa.Table.from_arrays(arrays, names=names)
+
+
+def _columns(names: list[str], rows: Sequence[Sequence[Any]] | None,
+             data: Mapping[str, Sequence[Any]] | None) -> list[Sequence[Any]]:
+    """A Python batch's values column by column, in ``names`` order: column data as given, rows transposed in one
+    C-level ``zip`` (not a list comprehension per column)."""
+    if data is not None:
+        return [data[c] for c in names]
+    return list(zip(*rows)) if rows else [()] * len(names)
 
 
 def batch_rows(rows: Sequence[Sequence[Any]] | None, data: Mapping[str, Sequence[Any]] | None) -> int:
@@ -81,9 +88,8 @@ def object_columns(columns: Mapping[str, str], rows: Sequence[Sequence[Any]] | N
     import numpy as np
 
     names = list(columns)
-    cols = [data[c] for c in names] if data is not None else list(zip(*rows or ()))  # one C-level transposition
     # fromiter, not np.array: a value that is itself a list must stay one value, not become a second dimension.
-    return {c: np.fromiter(col, dtype=object, count=len(col)) for c, col in zip(names, cols)}
+    return {c: np.fromiter(col, dtype=object, count=len(col)) for c, col in zip(names, _columns(names, rows, data))}
 
 
 def duck_cast(column: str, staged: str, scanned: str) -> str:
