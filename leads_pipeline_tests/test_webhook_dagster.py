@@ -150,7 +150,10 @@ def test_project_definitions_include_the_sensor_job_and_the_external_inbox() -> 
     loaded = defs()
     sensor = loaded.resolve_sensor_def("webhook_inbox_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    assert sensor.minimum_interval_seconds == 10
+    # At each look of Dagster's sensor daemon (every 5 s), not every other one: p95 webhook → lead under 10 s.
+    from dagster._daemon.sensor import MIN_INTERVAL_LOOP_TIME
+
+    assert sensor.minimum_interval_seconds < MIN_INTERVAL_LOOP_TIME
     job = loaded.resolve_job_def("webhook_leads_job")
     assert job.executor_def.name == "in_process"
     graph = loaded.resolve_asset_graph()

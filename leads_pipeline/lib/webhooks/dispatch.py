@@ -1,7 +1,7 @@
 """The inbox processed in the service: a webhook's lead lands seconds after the POST, not after a sensor tick and a
 Dagster run.
 
-Why: the production path through Dagster (the daemon's ``webhook_inbox_sensor`` every ~10 s, then a run launched
+Why: the production path through Dagster (the daemon's ``webhook_inbox_sensor`` every ~5 s, then a run launched
 in a new process that loads the code location) costs 10-20 s per lead on a small machine (issue #14, P4 measures
 both; docs/performance.md). By default (``LEADS_WEBHOOK_PROCESS=service``) the receiver hands the distributors of the rows
 it just stored to an :class:`InboxDispatcher`, whose single background thread — never the request's — waits
