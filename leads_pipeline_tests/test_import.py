@@ -375,3 +375,48 @@ def test_other_writers_get_the_warehouse_between_the_chunks_of_a_large_import(du
     assert (result.fetched, result.stored, result.parsed_in_sql) == (n, n, n)
     assert any(0 < landed < n for landed in landed_seen), landed_seen  # in between the chunks, not after the end
     assert scalar(wh, "SELECT count(*) FROM leads") == n
+
+
+def test_the_parsers_leads_are_parsed_while_the_warehouse_is_written_and_its_failure_writes_nothing(
+        duckdb_url, tmp_path, monkeypatch):
+    """The leads SQL leaves to the parser are parsed in a thread while the chunks are written; every chunk waits
+    for it before its commit, so a parser that fails leaves the warehouse as it was — even when the first chunks
+    hold no lead of the parser's (the odd leads are at the end of the file)."""
+    from leads_pipeline.lib.ingest import bulk_sql, bulk_sql_write
+    from leads_pipeline.lib.warehouse import Warehouse
+    from leads_pipeline.settings import get_settings
+
+    monkeypatch.setenv("LEADS_SECRET_KEY", generate_key())
+    get_settings.cache_clear()
+    monkeypatch.setattr(bulk_sql_write, "CHUNK_LEADS", 100)
+    wh = Warehouse(duckdb_url)
+    wh.migrate()
+    distributors.add(wh, "MSH Med Tour", "token-123", key=DIST, region="TR")
+    f = write_jsonl(tmp_path / "p.jsonl", [page([make_lead(i) for i in range(s, s + 100)]) for s in range(0, 300, 100)]
+                    + [page(MALFORMED + NO_CONTACT, more=False)])
+    parse_rows, threads = bulk_sql.parse_rows, set()
+
+    def failing(*args, **kwargs):
+        import threading
+
+        threads.add(threading.current_thread().name)
+        raise RuntimeError("parser bug")
+
+    monkeypatch.setattr(bulk_sql, "parse_rows", failing)
+    with pytest.raises(RuntimeError, match="parser bug"):
+        importer.import_file(wh, f, DIST)
+    assert threads and all(name.startswith("import-parser") for name in threads)
+    assert [scalar(wh, f"SELECT count(*) FROM {t}") for t in ("raw_leads", "leads", "rejected_leads")] == [0, 0, 0]
+
+    def recording(*args, **kwargs):
+        import threading
+
+        threads.add(threading.current_thread().name)
+        return parse_rows(*args, **kwargs)
+
+    threads.clear()
+    monkeypatch.setattr(bulk_sql, "parse_rows", recording)
+    result = importer.import_file(wh, f, DIST)
+    assert threads and all(name.startswith("import-parser") for name in threads)
+    assert result.parsed_in_sql == 300 and result.stored + result.rejected == 300 + len(MALFORMED + NO_CONTACT)
+    assert scalar(wh, "SELECT count(*) FROM raw_leads") == result.fetched

@@ -6,7 +6,8 @@ for it. Reading, deduplicating and parsing a million leads takes most of the tim
 that. So the work happens without the lock, and here the warehouse file is attached to the import's own DuckDB
 (under the warehouse's locks) and written straight from the prepared tables: no Arrow round trip, no second buffer
 pool. Each chunk of ``CHUNK_LEADS`` leads is one transaction: its raw payloads, its ``leads`` rows, the parser's rows
-of the leads SQL left to it. A chunk holds more rows than one of DuckDB's row groups (122,880), so DuckDB writes its
+of the leads SQL left to it (parsed in a thread while the first chunk is written; every chunk waits for that before
+its commit). A chunk holds more rows than one of DuckDB's row groups (122,880), so DuckDB writes its
 rows straight into the file at commit instead of through the WAL (measured at 200k leads: 50k-lead chunks spent
 1.2 s in commits, one 250k chunk 0.13 s).
 The checks against what the warehouse already holds — landed before by this distributor, deleted (tombstoned), held
@@ -60,8 +61,14 @@ def write_all(wh: Any, work: Any, prepared: Any, distributor: str, sync_id: str,
     figures: ``stored``, ``rejected``, ``skipped_deleted``, ``landed``, ``held``, and how the warehouse was held:
     ``holds`` (times taken) and ``longest_hold_s``."""
     totals: dict[str, Any] = {"stored": 0, "rejected": 0, "skipped_deleted": 0, "landed": 0, "held": {}}
-    rest = ({o: r for o, r in zip(prepared.lead_ords, prepared.leads)},  # the parser's rows, by the lead's ``ord``
-            {o: r for o, r in zip(prepared.reject_ords, prepared.rejects)})
+    rest: list[dict] = []  # the parser's rows by the lead's ``ord`` (leads, rejects), made when first needed
+
+    def parser_rows() -> list[dict]:
+        if not rest:
+            parsed = prepared.parsed()  # parsed in a thread meanwhile (:mod:`.bulk_sql`)
+            rest.extend(({o: r for o, r in zip(parsed.lead_ords, parsed.leads)},
+                         {o: r for o, r in zip(parsed.reject_ords, parsed.rejects)}))
+        return rest
     lo, hi = work.execute("SELECT min(ord), max(ord) FROM bulk_new").fetchall()[0]
     holds: list[float] = []
     work.execute(f"SET checkpoint_threshold = '{CHECKPOINT_EVERY}'")
@@ -76,7 +83,8 @@ def write_all(wh: Any, work: Any, prepared: Any, distributor: str, sync_id: str,
                 until = held + MAX_HOLD_SECONDS
                 while start is not None:
                     with duckdb_transaction(work, dialect) as conn:
-                        _store_chunk(conn, (start, start + CHUNK_LEADS), distributor, sync_id, now, totals, rest)
+                        _store_chunk(conn, (start, start + CHUNK_LEADS), distributor, sync_id, now, totals,
+                                     parser_rows)
                         c = time.perf_counter()
                     _tick(totals, "commit_s", c)
                     start = next(chunks, None)
@@ -114,7 +122,7 @@ def _attached(wh: Any, work: Any, totals: dict) -> Iterator[float]:
 
 
 def _store_chunk(conn: Any, bounds: tuple[int, int], distributor: str, sync_id: str, now: Any, totals: dict,
-                 rest: tuple[dict, dict]) -> None:
+                 parser_rows: Callable[[], list[dict]]) -> None:
     """The leads of ``bounds`` (``ord``), whole in one transaction (a crash leaves no payload landed without its
     lead or reject): the raw payloads, the common leads' rows, then the parser's rows of the chunk's other leads."""
     raw = conn.raw
@@ -144,6 +152,7 @@ def _store_chunk(conn: Any, bounds: tuple[int, int], distributor: str, sync_id: 
     ords = [o for (o,) in raw.execute("SELECT ord FROM bulk_chunk_new WHERE ord NOT IN "
                                       "(SELECT ord FROM bulk_rows) ORDER BY ord").fetchall()]
     _run(raw, "DROP TABLE bulk_chunk_new")
+    rest = parser_rows()  # every chunk waits for the parser before its commit: its failure writes nothing
     leads, rejects = [rest[0][o] for o in ords if o in rest[0]], [rest[1][o] for o in ords if o in rest[1]]
     if leads or rejects:
         done = store_parsed(conn, leads, rejects, merge=True, sync_id=sync_id, distributor=distributor)
