@@ -136,7 +136,7 @@ def _store_chunk(conn: Any, bounds: tuple[int, int], distributor: str, sync_id: 
     t = _tick(totals, "check_s", t)
     landed = conn.execute(
         "INSERT INTO raw_leads (distributor, raw_key, sync_id, page_id, form_id, meta_lead_id, payload, fetched_at, "
-        "processed_at) SELECT ?, n.raw_key, ?, NULL, NULL, n.meta_lead_id, CAST(s.j AS VARCHAR), ?, ? "
+        "processed_at) SELECT ?, n.raw_key, ?, NULL, NULL, n.meta_lead_id, s.j, ?, ? "
         "FROM bulk_chunk_new n JOIN bulk_src s ON s.rowid = n.ord", [distributor, sync_id, now, now])
     t = _tick(totals, "raw_leads_s", t)
     stored = conn.execute(INSERT_LEADS, {"distributor": distributor, "sync_id": sync_id})
