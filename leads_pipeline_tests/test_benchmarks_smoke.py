@@ -36,6 +36,11 @@ def test_quick_benchmark_report(tmp_path):
         assert p1[approach]["leads_per_s"] > 0 and p1[approach]["peak_rss_mb"] > 0
     assert report["equality"]["duckdb_2000"][0]["same_lead_ids"] is True
     assert report["equality"]["duckdb_2000"][0]["same_rejects"] is True
+    kept = p1["sql_payload_kept"]["result"]  # the limit keeping every distinct lead's payload, within 1 GB
+    assert kept["raw_kept"] == kept["stored"] + kept["rejected"] > 0
+    assert report["equality"]["duckdb_2000"][1]["approaches"] == ["ours", "sql_payload_kept"]
+    assert report["equality"]["duckdb_2000"][1]["same_lead_ids"] is True
+    assert p1["sql_payload_kept_vs_sql"] > 0 and "sql_payload_kept_vs_sql" in report["targets"]
     assert report["all_equal"] is True
     assert report["p2_incremental"]["duckdb"]["ratio_large_to_small"] > 0
     assert report["p3_marts"]["ours_s"] > 0 and report["p3_marts"]["bare_sql_s"] > 0
