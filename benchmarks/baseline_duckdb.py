@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import time
 import unicodedata
 
