@@ -227,7 +227,8 @@ _COUNTRIES = ["United Kingdom", "DE", " türkiye ", "Narnia", "  ", "U.K.", "Fra
 _TIMES = ["2026-05-28T20:26:41+0000", "2026-05-28T20:26:41+00:00", "2026-05-28T20:26:41Z",
           "2026-05-28T20:26:41.123456+0300", "2026-02-30T10:00:00+0000", "2026-05-28 20:26:41",
           "0000-01-01T00:00:00+0000", 1717000000, "2026-05-28T24:00:00+0000", None, "2026-05-28T20:26:41-0930"]
-_ODD_VALUES = ["He said \"hi\"", "line\nbreak", "back\\slash", "emoji 😀", "tab\there", "ünïcödé", "/slash/"]
+_ODD_VALUES = ["He said \"hi\"", "line\nbreak", "back\\slash", "emoji 😀", "tab\there", "ünïcödé", "/slash/",
+               "a]}b", "]}", "x]},{y", "[1]", "{}"]  # brackets: an entry's end found inside a value
 
 
 def _tricky_leads(seed: int, n: int) -> list:
