@@ -282,7 +282,9 @@ def _tricky_leads(seed: int, n: int) -> list:
             lead["id"] = pick(["abc", 123, "", None, "12a", True, 1.5])
         elif broken < 0.05:
             lead["field_data"] = pick([None, "x", [{"name": "email", "values": "x"}], [{"name": 1, "values": []}],
-                                       ["x"]])
+                                       ["x"], [{"values": ["DHI"], "name": "treatment"}],
+                                       [{"name": "treatment", "values": ["DHI"], "note": "x"}],
+                                       [{"name": "treatment", "values": [1, True, None]}]])
         elif broken < 0.06:
             del lead["id"]
         elif broken < 0.07:

@@ -113,12 +113,12 @@ SELECT ord, raw_key, l, plain, json_type(l.field_data) = 'ARRAY' AS fd_list,
 FROM t
 """
 
-_VALS_JSON = ("CASE WHEN len(f.\"values\") = 0 THEN '[]' "
-              "ELSE '[\"' || array_to_string(f.\"values\", '\",\"') || '\"]' END")
-# ``field_data`` as the parser reads it without question: written back from its typed form, it is the same text
-# (objects of exactly "name" and "values", every name and value a JSON string; the lead has no escapes at all).
-_FD_PLAIN = (f"CAST(l.field_data AS VARCHAR) = '[' || array_to_string(list_transform(fd, lambda f: "
-             f"'{{\"name\":\"' || f.name || '\",\"values\":' || {_VALS_JSON} || '}}'), ',') || ']'")
+# ``field_data`` as the parser reads it without question: its text (DuckDB writes JSON without spaces) is a list of
+# objects of exactly "name" then "values", every name and value a JSON string. The lead has no escapes at all, so no
+# string holds a quote and the typed form (``fd``) holds the same strings. One regular expression without captures
+# (RE2 runs it as a DFA): rebuilding the text from ``fd`` with a list lambda and comparing cost three times as much.
+_FD_ENTRY = r'\{"name":"[^"]*","values":\[(?:"[^"]*"(?:,"[^"]*")*)?\]\}'
+_FD_PLAIN = f"regexp_full_match(CAST(l.field_data AS VARCHAR), '\\[(?:{_FD_ENTRY}(?:,{_FD_ENTRY})*)?\\]')"
 
 ANSWER = f"""
 CREATE OR REPLACE TEMP TABLE bulk_answered AS
