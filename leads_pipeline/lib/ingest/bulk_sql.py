@@ -34,7 +34,7 @@ import json
 import os
 import shutil
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -276,22 +276,20 @@ class Prepared:
 
     def parsed(self) -> Parsed:
         """The parser's rows (waits for the thread; its error, if any, is raised here)."""
-        if not self.parsing.done():
-            t = time.perf_counter()
-            wait([self.parsing])
+        t = time.perf_counter()
+        try:
+            return self.parsing.result()
+        finally:
             self.waited += time.perf_counter() - t
-        return self.parsing.result()
 
 
 @dataclass
 class Parsed:
-    """The parser's verdicts on the leads SQL did not take: rows for ``leads`` and ``rejected_leads``, each with
-    the ``ord`` of its lead, and the seconds the parsing took (in its thread)."""
+    """The parser's verdicts on the leads SQL did not take: rows for ``leads`` and ``rejected_leads`` by the
+    ``ord`` of their lead, and the seconds the parsing took (in its thread)."""
 
-    leads: list
-    lead_ords: list
-    rejects: list
-    reject_ords: list
+    leads: dict[int, list]
+    rejects: dict[int, list]
     seconds: float
 
 
@@ -412,17 +410,15 @@ def _parse(texts: list, ords: list, distributor: str, region: str, sync_id: str,
     """:func:`~.store.parse_rows` over the texts, a slice at a time (only a slice's decoded leads at once: the
     thread runs while the warehouse's DuckDB holds its write buffers)."""
     start = time.perf_counter()
-    out = Parsed([], [], [], [], 0.0)
+    out = Parsed({}, {}, 0.0)
     for at in range(0, len(texts), PARSE_SLICE):
         part, part_ords = texts[at:at + PARSE_SLICE], ords[at:at + PARSE_SLICE]
         n = len(part)
         leads, rejects, valid_at = parse_rows(distributor, region, [codec.loads(text) for text in part], part,
                                               [None] * n, [None] * n, [sync_id] * n, locales)
         valid = set(valid_at)
-        out.leads += leads
-        out.lead_ords += [part_ords[i] for i in valid_at]
-        out.rejects += rejects
-        out.reject_ords += [o for i, o in enumerate(part_ords) if i not in valid]
+        out.leads.update(zip((part_ords[i] for i in valid_at), leads))
+        out.rejects.update(zip((o for i, o in enumerate(part_ords) if i not in valid), rejects))
     out.seconds = time.perf_counter() - start
     return out
 

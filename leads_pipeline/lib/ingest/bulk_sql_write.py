@@ -61,14 +61,6 @@ def write_all(wh: Any, work: Any, prepared: Any, distributor: str, sync_id: str,
     figures: ``stored``, ``rejected``, ``skipped_deleted``, ``landed``, ``held``, and how the warehouse was held:
     ``holds`` (times taken) and ``longest_hold_s``."""
     totals: dict[str, Any] = {"stored": 0, "rejected": 0, "skipped_deleted": 0, "landed": 0, "held": {}}
-    rest: list[dict] = []  # the parser's rows by the lead's ``ord`` (leads, rejects), made when first needed
-
-    def parser_rows() -> list[dict]:
-        if not rest:
-            parsed = prepared.parsed()  # parsed in a thread meanwhile (:mod:`.bulk_sql`)
-            rest.extend(({o: r for o, r in zip(parsed.lead_ords, parsed.leads)},
-                         {o: r for o, r in zip(parsed.reject_ords, parsed.rejects)}))
-        return rest
     lo, hi = work.execute("SELECT min(ord), max(ord) FROM bulk_new").fetchall()[0]
     holds: list[float] = []
     work.execute(f"SET checkpoint_threshold = '{CHECKPOINT_EVERY}'")
@@ -84,7 +76,7 @@ def write_all(wh: Any, work: Any, prepared: Any, distributor: str, sync_id: str,
                 while start is not None:
                     with duckdb_transaction(work, dialect) as conn:
                         _store_chunk(conn, (start, start + CHUNK_LEADS), distributor, sync_id, now, totals,
-                                     parser_rows)
+                                     prepared)
                         c = time.perf_counter()
                     _tick(totals, "commit_s", c)
                     start = next(chunks, None)
@@ -122,7 +114,7 @@ def _attached(wh: Any, work: Any, totals: dict) -> Iterator[float]:
 
 
 def _store_chunk(conn: Any, bounds: tuple[int, int], distributor: str, sync_id: str, now: Any, totals: dict,
-                 parser_rows: Callable[[], list[dict]]) -> None:
+                 prepared: Any) -> None:
     """The leads of ``bounds`` (``ord``), whole in one transaction (a crash leaves no payload landed without its
     lead or reject): the raw payloads, the common leads' rows, then the parser's rows of the chunk's other leads."""
     raw = conn.raw
@@ -152,8 +144,9 @@ def _store_chunk(conn: Any, bounds: tuple[int, int], distributor: str, sync_id: 
     ords = [o for (o,) in raw.execute("SELECT ord FROM bulk_chunk_new WHERE ord NOT IN "
                                       "(SELECT ord FROM bulk_rows) ORDER BY ord").fetchall()]
     _run(raw, "DROP TABLE bulk_chunk_new")
-    rest = parser_rows()  # every chunk waits for the parser before its commit: its failure writes nothing
-    leads, rejects = [rest[0][o] for o in ords if o in rest[0]], [rest[1][o] for o in ords if o in rest[1]]
+    rest = prepared.parsed()  # parsed in a thread meanwhile; every chunk waits for it: its failure writes nothing
+    leads = [rest.leads[o] for o in ords if o in rest.leads]
+    rejects = [rest.rejects[o] for o in ords if o in rest.rejects]
     if leads or rejects:
         done = store_parsed(conn, leads, rejects, merge=True, sync_id=sync_id, distributor=distributor)
         totals["stored"] += done.stored
