@@ -351,6 +351,24 @@ def test_three_partition_runs_launched_at_once_on_duckdb_all_succeed(monkeypatch
     assert box.stored() == box.expected()
 
 
+def test_the_local_dagster_home_is_made_with_its_storage(monkeypatch, tmp_path):
+    """Dagster's SQLite storages create their tables unguarded: two processes opening a new home at once (the UI,
+    the daemon, a CLI sync's report) fail with "table jobs already exists". The home ``make demo`` / ``make dev``
+    make holds its storage from the start, so no process opening it later creates tables."""
+    import sqlite3
+
+    from leads_pipeline.commands.demo import dagster_home
+
+    monkeypatch.setenv("LEADS_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    home = dagster_home()
+    assert home == (tmp_path / "dagster_home").resolve() and (home / "dagster.yaml").is_file()
+    for db, table in (("history/runs.db", "runs"), ("history/runs/index.db", "event_logs"),
+                      ("schedules/schedules.db", "jobs")):
+        with sqlite3.connect(home / db) as conn:
+            assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = ?", [table]).fetchone()[0] == 1, db
+
+
 def test_a_cli_sync_is_recorded_in_the_local_dagster_instance(monkeypatch, simulator_factory, duckdb_url, tmp_path):
     from click.testing import CliRunner
 
@@ -363,8 +381,9 @@ def test_a_cli_sync_is_recorded_in_the_local_dagster_instance(monkeypatch, simul
     assert instance_home() is None  # no instance yet: a CLI sync records nothing and creates nothing
     assert CliRunner().invoke(main, ["sync", key]).exit_code == 0
     assert not home.exists()
-    home.mkdir(parents=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # what `make demo` / `make dev` create
+    from leads_pipeline.commands.demo import dagster_home
+
+    assert dagster_home() == home.resolve()  # what `make demo` / `make dev` create
     box.sim.advance(leads=3)
     out = CliRunner().invoke(main, ["sync", key])
     assert out.exit_code == 0, out.output

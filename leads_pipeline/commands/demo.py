@@ -39,12 +39,22 @@ def sandbox_scenario():
 
 
 def dagster_home() -> Path:
-    """The local Dagster instance (``data/dagster_home``), created with the project's ``dagster.yaml``."""
+    """The local Dagster instance (``data/dagster_home``), created with the project's ``dagster.yaml`` and its
+    storage.
+
+    Why the storage at once: Dagster's SQLite storages create their tables unguarded, and the processes that open a
+    new home (the UI, the daemon, a CLI sync's report in ``defs.events``) may do so at the same moment — one of
+    them then fails with "table jobs already exists". Made here, before any of them starts, no one creates tables
+    later."""
     home = (get_settings().data_dir / "dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
     target = home / "dagster.yaml"
     if not target.exists():
         shutil.copy(LOCAL_INSTANCE_YAML, target)
+        import dagster as dg
+
+        with dg.DagsterInstance.from_config(str(home)):
+            pass
     else:  # a home made by an older checkout: add the settings it lacks (no modal; freshness evaluated)
         text = target.read_text()
         missing = [block for key, block in (("nux:", "nux:\n  enabled: false\n"),
